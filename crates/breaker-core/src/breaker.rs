@@ -1,0 +1,217 @@
+//! [`CoreBreaker`]: the cell, the validated config and the clock together.
+
+use core::fmt;
+
+use crossbeam_utils::CachePadded;
+
+use crate::cell::StateCell;
+use crate::config::{Config, ConfigError, Limits};
+use crate::ticket::{Outcome, Recorded, Rejected, Ticket};
+use crate::time::{TimeSource, Timestamp};
+use crate::transition;
+use crate::word::{State, StateWord};
+
+/// A lock-free circuit breaker: one `AtomicU64` and a clock.
+///
+/// Admit a call with [`acquire`](Self::acquire), run it, hand the
+/// [`Ticket`] back with its [`Outcome`] through [`record`](Self::record).
+/// Every method takes `&self` and is safe to call from any number of threads;
+/// every change is one CAS on the state word, and a healthy closed breaker is
+/// only ever read.
+///
+/// Each method has a time-explicit twin (`*_at`) that takes a [`Timestamp`]
+/// instead of reading the clock, for callers that already hold one and for
+/// tests, models and fuzzers. Mixing the two on one breaker is fine as long as
+/// the timestamps come from [`now`](Self::now) or
+/// [`timestamp`](Self::timestamp) of the same breaker.
+///
+/// ```
+/// use breaker_core::{Config, CoreBreaker, Outcome, State};
+/// use std::time::Duration;
+///
+/// let (clock, mock) = breaker_core::quanta::Clock::mock();
+/// let config = Config { threshold: 2, timeout: Duration::from_secs(5), half_open_max: 1 };
+/// let breaker = CoreBreaker::with_clock(config, clock)?;
+///
+/// for _ in 0..2 {
+///     let ticket = breaker.acquire().expect("closed breakers admit");
+///     breaker.record(ticket, Outcome::Failure);
+/// }
+/// assert_eq!(breaker.state(), State::Open);
+/// assert!(breaker.acquire().is_err());
+///
+/// mock.increment(Duration::from_secs(5));
+/// let probe = breaker.acquire().expect("the timeout has passed");
+/// breaker.record(probe, Outcome::Success);
+/// assert_eq!(breaker.state(), State::Closed);
+/// # Ok::<(), breaker_core::ConfigError>(())
+/// ```
+pub struct CoreBreaker {
+    // Padded so that a neighbour's writes (another breaker in an array, a
+    // counter) never invalidate the line every admission reads.
+    cell: CachePadded<StateCell>,
+    limits: Limits,
+    time: TimeSource,
+}
+
+impl CoreBreaker {
+    /// A breaker on the real monotonic clock (`quanta::Clock::new()`).
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker, State};
+    ///
+    /// let breaker = CoreBreaker::new(Config::default())?;
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), breaker_core::ConfigError>(())
+    /// ```
+    pub fn new(config: Config) -> Result<CoreBreaker, ConfigError> {
+        CoreBreaker::with_clock(config, quanta::Clock::new())
+    }
+
+    /// A breaker on the given clock; `quanta::Clock::mock()` in tests, so
+    /// time moves only when the test says so.
+    pub fn with_clock(config: Config, clock: quanta::Clock) -> Result<CoreBreaker, ConfigError> {
+        Ok(CoreBreaker {
+            cell: CachePadded::new(StateCell::new()),
+            limits: config.validate()?,
+            time: TimeSource::new(clock),
+        })
+    }
+
+    /// Asks to let one call through, reading the clock only if the breaker is
+    /// not closed.
+    ///
+    /// A closed breaker admits with one load. An open one rejects until its
+    /// timeout has passed, then the first acquire moves it to half-open and is
+    /// the first probe. A half-open one admits up to `half_open_max` probes at
+    /// once; when all are held for a whole timeout, the next acquire starts a
+    /// fresh set of probes and the old ones go stale.
+    #[inline]
+    pub fn acquire(&self) -> Result<Ticket, Rejected> {
+        let mut now = self.lazy_now();
+        self.cell.transition(|word| transition::acquire(word, &self.limits, &mut now))
+    }
+
+    /// [`acquire`](Self::acquire) at a time the caller gives.
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker, Timestamp};
+    /// use std::time::Duration;
+    ///
+    /// let (clock, _mock) = breaker_core::quanta::Clock::mock();
+    /// let breaker = CoreBreaker::with_clock(Config { timeout: Duration::from_millis(100), ..Config::default() }, clock)?;
+    /// breaker.trip_at(Timestamp::from_millis(1_000));
+    /// assert!(breaker.acquire_at(Timestamp::from_millis(1_099)).is_err());
+    /// assert!(breaker.acquire_at(Timestamp::from_millis(1_100)).is_ok());
+    /// # Ok::<(), breaker_core::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn acquire_at(&self, now: Timestamp) -> Result<Ticket, Rejected> {
+        self.cell.transition(|word| transition::acquire(word, &self.limits, &mut || now))
+    }
+
+    /// Reports how an admitted call ended. Reads the clock only when the
+    /// result makes the breaker change state.
+    ///
+    /// A ticket issued before the breaker's last transition is stale: the
+    /// result changes nothing and [`Recorded::Stale`] says so.
+    #[inline]
+    pub fn record(&self, ticket: Ticket, outcome: Outcome) -> Recorded {
+        let mut now = self.lazy_now();
+        self.cell.transition(|word| transition::record(word, ticket, outcome, &self.limits, &mut now))
+    }
+
+    /// [`record`](Self::record) at a time the caller gives.
+    #[inline]
+    pub fn record_at(&self, ticket: Ticket, outcome: Outcome, now: Timestamp) -> Recorded {
+        self.cell.transition(|word| transition::record(word, ticket, outcome, &self.limits, &mut || now))
+    }
+
+    /// Opens the breaker now, whatever its state; an open breaker restarts
+    /// its timeout. Every outstanding ticket goes stale.
+    pub fn trip(&self) {
+        self.trip_at(self.time.now());
+    }
+
+    /// [`trip`](Self::trip) at a time the caller gives.
+    pub fn trip_at(&self, now: Timestamp) {
+        self.cell.transition(|word| transition::trip(word, &mut || now));
+    }
+
+    /// Closes the breaker now with no failures, whatever its state. Every
+    /// outstanding ticket goes stale.
+    pub fn reset(&self) {
+        self.reset_at(self.time.now());
+    }
+
+    /// [`reset`](Self::reset) at a time the caller gives.
+    pub fn reset_at(&self, now: Timestamp) {
+        self.cell.transition(|word| transition::reset(word, &mut || now));
+    }
+
+    /// The state as callers see it, without changing anything: an open
+    /// breaker whose timeout has passed reports [`State::HalfOpen`] although
+    /// it moves there only at the next acquire. Reads the clock only if the
+    /// breaker is open.
+    #[inline]
+    pub fn state(&self) -> State {
+        transition::observe(self.cell.load(), &self.limits, &mut || self.time.now())
+    }
+
+    /// [`state`](Self::state) at a time the caller gives.
+    #[inline]
+    pub fn state_at(&self, now: Timestamp) -> State {
+        transition::observe(self.cell.load(), &self.limits, &mut || now)
+    }
+
+    /// The raw state word, for metrics and debugging.
+    #[inline]
+    pub fn snapshot(&self) -> StateWord {
+        self.cell.load()
+    }
+
+    /// The current time on this breaker's clock.
+    #[inline]
+    pub fn now(&self) -> Timestamp {
+        self.time.now()
+    }
+
+    /// An instant of this breaker's clock as a [`Timestamp`], for callers
+    /// that already read the clock in their own loop. Instants before the
+    /// breaker was created map to [`Timestamp::ZERO`].
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker, Timestamp};
+    /// use std::time::Duration;
+    ///
+    /// let (clock, mock) = breaker_core::quanta::Clock::mock();
+    /// let breaker = CoreBreaker::with_clock(Config::default(), clock.clone())?;
+    /// mock.increment(Duration::from_millis(42));
+    /// assert_eq!(breaker.timestamp(clock.now()), Timestamp::from_millis(42));
+    /// # Ok::<(), breaker_core::ConfigError>(())
+    /// ```
+    #[inline]
+    pub fn timestamp(&self, instant: quanta::Instant) -> Timestamp {
+        self.time.timestamp(instant)
+    }
+
+    /// The limits in force: the config with defaults resolved and the
+    /// timeout rounded up to whole milliseconds.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// A closure that reads the clock at most once and keeps the answer, so
+    /// a CAS retry reuses the time of the first attempt.
+    #[inline]
+    fn lazy_now(&self) -> impl FnMut() -> Timestamp + '_ {
+        let mut cached = None;
+        move || *cached.get_or_insert_with(|| self.time.now())
+    }
+}
+
+impl fmt::Debug for CoreBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CoreBreaker").field("word", &self.snapshot()).field("limits", &self.limits).finish()
+    }
+}

@@ -1,0 +1,59 @@
+//! A circuit breaker's whole state machine in one `AtomicU64`.
+//!
+//! This is the core under the [`breaker`](https://docs.rs/breaker) facade,
+//! for libraries that embed a breaker in their own hot path. The state
+//! (closed, open, half-open), the failure or probe count, a transition epoch
+//! and the time of the last transition share one word ([`StateWord`]); every
+//! transition is one compare-and-swap computed by a pure function, and a
+//! healthy closed breaker is only ever loaded, never written, so threads
+//! sharing it do not contend.
+//!
+//! ```
+//! use breaker_core::{Config, CoreBreaker, Outcome, Recorded, State};
+//! use std::time::Duration;
+//!
+//! let (clock, mock) = breaker_core::quanta::Clock::mock();
+//! let breaker = CoreBreaker::with_clock(Config { threshold: 1, ..Config::default() }, clock)?;
+//!
+//! let slow = breaker.acquire()?;          // a call admitted while closed...
+//! let fast = breaker.acquire()?;
+//! breaker.record(fast, Outcome::Failure); // ...the breaker opens...
+//! assert_eq!(breaker.state(), State::Open);
+//! // ...and the slow call's late result is stale: it changes nothing.
+//! assert_eq!(breaker.record(slow, Outcome::Success), Recorded::Stale);
+//! assert_eq!(breaker.state(), State::Open);
+//!
+//! mock.increment(Duration::from_secs(30));
+//! assert_eq!(breaker.state(), State::HalfOpen);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Semantics follow the Go package `mist-go/circuitbreaker`, made stricter:
+//! results are matched to the generation they were admitted in, a half-open
+//! breaker limits probes *in flight* (an ignored probe frees its slot), probes
+//! that never report cannot wedge it, and reading the state has no side
+//! effects. `docs/ARCHITECTURE.md` in the repository has the bit layout, the
+//! transition table and the orderings.
+//!
+//! The breaker orders only itself: every atomic access is `Relaxed` (see the
+//! `# Orderings` section of the cell's source), so do not use its state to
+//! publish your own data between threads.
+
+mod breaker;
+mod cell;
+mod config;
+mod sync;
+mod ticket;
+mod time;
+mod transition;
+mod word;
+
+pub use breaker::CoreBreaker;
+pub use config::{Config, ConfigError, Limits};
+pub use ticket::{Outcome, Recorded, Rejected, Ticket};
+pub use time::{TICK, Timestamp};
+pub use word::{State, StateWord};
+
+/// The clock crate the breaker runs on, re-exported so that
+/// `quanta::Clock::mock()` in tests matches the breaker's version.
+pub use quanta;

@@ -1,0 +1,97 @@
+//! What passes between a caller and the breaker around one call: the
+//! [`Ticket`] of an admitted call, the [`Outcome`] it reports, what the breaker
+//! did with it ([`Recorded`]), and the [`Rejected`] error of a call not let
+//! through.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::word::StateWord;
+
+/// Proof that a call was admitted, and in which generation of the breaker.
+///
+/// `Copy` and eight bytes. Hand it back with the call's [`Outcome`]; a ticket
+/// from before a transition is *stale* and changes nothing. A ticket that is
+/// never handed back holds nothing in a closed breaker; in a half-open one it
+/// holds a probe slot until the timeout, after which the breaker starts over
+/// with fresh probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[must_use = "a ticket should be handed back with the call's outcome"]
+pub struct Ticket {
+    generation: u64,
+}
+
+impl Ticket {
+    pub(crate) const fn issued_in(word: StateWord) -> Ticket {
+        Ticket { generation: word.generation() }
+    }
+
+    pub(crate) const fn belongs_to(self, word: StateWord) -> bool {
+        self.generation == word.generation()
+    }
+}
+
+/// How an admitted call ended, as far as the breaker should count it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The downstream worked: resets the failure streak, closes a half-open
+    /// breaker.
+    Success,
+    /// The downstream failed: extends the streak (opening at the threshold),
+    /// reopens a half-open breaker.
+    Failure,
+    /// Says nothing about the downstream (the caller gave up, the error was the
+    /// caller's own): counts nothing and frees the probe slot.
+    Ignored,
+}
+
+/// What the breaker did with a reported [`Outcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Recorded {
+    /// The ticket was current: the outcome was applied.
+    Applied,
+    /// The ticket was from an earlier generation: nothing changed.
+    Stale,
+}
+
+/// The error of a call the breaker did not let through.
+///
+/// `Copy`; its message is the Go package's `ErrOpen` text.
+///
+/// ```
+/// use breaker_core::{Config, CoreBreaker};
+/// use std::time::Duration;
+///
+/// let (clock, mock) = breaker_core::quanta::Clock::mock();
+/// let breaker = CoreBreaker::with_clock(Config { timeout: Duration::from_secs(10), ..Config::default() }, clock)?;
+/// breaker.trip();
+/// mock.increment(Duration::from_secs(4));
+/// let rejected = breaker.acquire().unwrap_err();
+/// assert_eq!(rejected.to_string(), "circuit breaker is open");
+/// assert_eq!(rejected.retry_after(), Duration::from_secs(6));
+/// # Ok::<(), breaker_core::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rejected {
+    retry_after_ticks: u64,
+}
+
+impl Rejected {
+    pub(crate) const fn after_ticks(retry_after_ticks: u64) -> Rejected {
+        Rejected { retry_after_ticks }
+    }
+
+    /// How long until the breaker lets a probe through, at the latest (a
+    /// half-open breaker frees a slot sooner if a probe reports).
+    pub const fn retry_after(&self) -> Duration {
+        Duration::from_millis(self.retry_after_ticks)
+    }
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("circuit breaker is open")
+    }
+}
+
+impl std::error::Error for Rejected {}

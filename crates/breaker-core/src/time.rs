@@ -1,0 +1,119 @@
+//! Time as the breaker sees it: whole milliseconds since its own base instant.
+//!
+//! The state word keeps the time of the last transition in a 38-bit field of
+//! [`TICK`]-sized ticks (see [`crate::word`]). Everything outside the word
+//! speaks [`Timestamp`], a full 64-bit tick count, so callers of the
+//! time-explicit API never deal with the field's width.
+
+use core::time::Duration;
+
+/// The resolution of the breaker's clock: one millisecond.
+///
+/// Timeouts are rounded up to whole ticks and the current time is rounded
+/// down, so a timeout takes effect within one tick of its exact value.
+pub const TICK: Duration = Duration::from_millis(1);
+
+const NANOS_PER_TICK: u128 = TICK.as_nanos();
+
+/// A point in time, in whole milliseconds since a breaker's base instant.
+///
+/// A breaker takes its base instant from its clock when it is created, so
+/// `Timestamp::from_millis(0)` is the moment of creation. Read the current one
+/// with [`CoreBreaker::now`](crate::CoreBreaker::now), or build one by hand
+/// for the time-explicit (`*_at`) API, as tests, the loom models and the
+/// fuzzers do.
+///
+/// ```
+/// use breaker_core::Timestamp;
+/// use std::time::Duration;
+///
+/// let t = Timestamp::from_millis(1_500);
+/// assert_eq!(t, Timestamp::from_elapsed(Duration::from_micros(1_500_999)));
+/// assert_eq!(t.as_millis(), 1_500);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The base instant itself.
+    pub const ZERO: Timestamp = Timestamp(0);
+
+    /// The timestamp `millis` milliseconds after the base instant.
+    pub const fn from_millis(millis: u64) -> Timestamp {
+        Timestamp(millis)
+    }
+
+    /// The timestamp `elapsed` after the base instant, rounded down to a whole
+    /// tick. Saturates at [`u64::MAX`] milliseconds (about 584 million years).
+    pub const fn from_elapsed(elapsed: Duration) -> Timestamp {
+        let ticks = elapsed.as_nanos() / NANOS_PER_TICK;
+        if ticks > u64::MAX as u128 { Timestamp(u64::MAX) } else { Timestamp(ticks as u64) }
+    }
+
+    /// Milliseconds since the base instant.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+}
+
+/// A duration rounded up to whole ticks, so that a timeout is never shortened.
+pub(crate) const fn ticks_rounded_up(duration: Duration) -> u128 {
+    duration.as_nanos().div_ceil(NANOS_PER_TICK)
+}
+
+/// A breaker's clock: a `quanta::Clock` and the instant the breaker counts from.
+#[derive(Clone, Debug)]
+pub(crate) struct TimeSource {
+    clock: quanta::Clock,
+    base: quanta::Instant,
+}
+
+impl TimeSource {
+    pub(crate) fn new(clock: quanta::Clock) -> TimeSource {
+        let base = clock.now();
+        TimeSource { clock, base }
+    }
+
+    /// Reads the clock. This is the only place the core does.
+    #[inline]
+    pub(crate) fn now(&self) -> Timestamp {
+        self.timestamp(self.clock.now())
+    }
+
+    /// An instant of this breaker's clock as a [`Timestamp`]; instants before
+    /// the base instant map to [`Timestamp::ZERO`].
+    #[inline]
+    pub(crate) fn timestamp(&self, instant: quanta::Instant) -> Timestamp {
+        Timestamp::from_elapsed(instant.saturating_duration_since(self.base))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elapsed_rounds_down_and_saturates() {
+        assert_eq!(Timestamp::from_elapsed(Duration::from_nanos(999_999)), Timestamp::ZERO);
+        assert_eq!(Timestamp::from_elapsed(Duration::from_millis(7)).as_millis(), 7);
+        assert_eq!(Timestamp::from_elapsed(Duration::MAX).as_millis(), u64::MAX);
+    }
+
+    #[test]
+    fn durations_round_up_to_whole_ticks() {
+        assert_eq!(ticks_rounded_up(Duration::from_nanos(1)), 1);
+        assert_eq!(ticks_rounded_up(Duration::from_millis(3)), 3);
+        assert_eq!(ticks_rounded_up(Duration::from_micros(3_001)), 4);
+        assert_eq!(ticks_rounded_up(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn time_source_counts_from_its_creation() {
+        let (clock, mock) = quanta::Clock::mock();
+        mock.increment(Duration::from_secs(10));
+        let time = TimeSource::new(clock);
+        assert_eq!(time.now(), Timestamp::ZERO);
+        mock.increment(Duration::from_micros(2_500));
+        assert_eq!(time.now(), Timestamp::from_millis(2));
+    }
+}

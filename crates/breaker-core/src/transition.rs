@@ -1,0 +1,133 @@
+//! The state machine as pure functions: (word, event, now) -> (decision, next
+//! word). No atomics, no clock.
+//!
+//! `now` is passed as a closure and asked for only on the branches whose
+//! answer depends on time (an open breaker checking its timeout, a full
+//! half-open breaker checking for hung probes, a transition stamping the word).
+//! The atomic cell hands in a closure that reads the clock once and caches it,
+//! so a healthy closed breaker never reads the clock; the time-explicit API
+//! hands in a constant.
+//!
+//! | phase     | event                          | next                                 | decision      |
+//! |-----------|--------------------------------|--------------------------------------|---------------|
+//! | closed    | acquire                        | unchanged                            | admitted      |
+//! | closed    | success                        | count = 0                            | applied       |
+//! | closed    | failure, count + 1 < threshold | count + 1                            | applied       |
+//! | closed    | failure, count + 1 = threshold | open at now                          | applied       |
+//! | closed    | ignored                        | unchanged                            | applied       |
+//! | open      | acquire, elapsed < timeout     | unchanged                            | rejected      |
+//! | open      | acquire, elapsed >= timeout    | half-open at now, count = 1          | admitted      |
+//! | half-open | acquire, count < max           | count + 1                            | admitted      |
+//! | half-open | acquire, full, elapsed < timeout | unchanged                          | rejected      |
+//! | half-open | acquire, full, elapsed >= timeout | half-open at now, count = 1 (hung probes go stale) | admitted |
+//! | half-open | success                        | closed at now                        | applied       |
+//! | half-open | failure                        | open at now                          | applied       |
+//! | half-open | ignored                        | count - 1                            | applied       |
+//! | any       | result with another generation | unchanged                            | stale         |
+//! | open      | any result                     | unchanged                            | stale         |
+//! | any       | trip                           | open at now                          |               |
+//! | any       | reset                          | closed at now                        |               |
+//!
+//! "at now" is [`StateWord::enter`]: a new epoch and stamp, so every ticket
+//! issued before the transition is stale after it.
+
+use crate::config::Limits;
+use crate::ticket::{Outcome, Recorded, Rejected, Ticket};
+use crate::time::Timestamp;
+use crate::word::{State, StateWord};
+
+/// A decision and the word to store for it; `next == word` means no write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a step whose next word is not stored did not happen"]
+pub(crate) struct Step<D> {
+    pub(crate) decision: D,
+    pub(crate) next: StateWord,
+}
+
+impl<D> Step<D> {
+    const fn to(next: StateWord, decision: D) -> Step<D> {
+        Step { decision, next }
+    }
+}
+
+/// Asks to let one call through.
+#[inline]
+pub(crate) fn acquire(
+    word: StateWord,
+    limits: &Limits,
+    now: &mut impl FnMut() -> Timestamp,
+) -> Step<Result<Ticket, Rejected>> {
+    match word.phase() {
+        State::Closed => admit(word),
+        State::Open => start_probing_or_reject(word, limits, now()),
+        State::HalfOpen if word.count() < limits.half_open_max => admit(word.with_count(word.count() + 1)),
+        // Every slot is held: starting over after a timeout is what keeps a
+        // probe that never reports from wedging the breaker.
+        State::HalfOpen => start_probing_or_reject(word, limits, now()),
+    }
+}
+
+const fn admit(next: StateWord) -> Step<Result<Ticket, Rejected>> {
+    Step::to(next, Ok(Ticket::issued_in(next)))
+}
+
+fn start_probing_or_reject(word: StateWord, limits: &Limits, now: Timestamp) -> Step<Result<Ticket, Rejected>> {
+    let elapsed = word.elapsed(now);
+    if elapsed >= limits.timeout_ticks {
+        admit(word.enter(State::HalfOpen, now).with_count(1))
+    } else {
+        Step::to(word, Err(Rejected::after_ticks(limits.timeout_ticks - elapsed)))
+    }
+}
+
+/// Reports how the call behind `ticket` ended.
+#[inline]
+pub(crate) fn record(
+    word: StateWord,
+    ticket: Ticket,
+    outcome: Outcome,
+    limits: &Limits,
+    now: &mut impl FnMut() -> Timestamp,
+) -> Step<Recorded> {
+    if !ticket.belongs_to(word) {
+        return Step::to(word, Recorded::Stale);
+    }
+    let next = match (word.phase(), outcome) {
+        // Open generations issue no tickets, so a match here is an alias of an
+        // old generation (see the word's docs) and must not count.
+        (State::Open, _) => return Step::to(word, Recorded::Stale),
+        (State::Closed, Outcome::Success) => word.with_count(0),
+        (State::Closed, Outcome::Failure) if word.count() + 1 >= limits.threshold => word.enter(State::Open, now()),
+        (State::Closed, Outcome::Failure) => word.with_count(word.count() + 1),
+        (State::Closed, Outcome::Ignored) => word,
+        (State::HalfOpen, Outcome::Success) => word.enter(State::Closed, now()),
+        (State::HalfOpen, Outcome::Failure) => word.enter(State::Open, now()),
+        (State::HalfOpen, Outcome::Ignored) => word.with_count(word.count().saturating_sub(1)),
+    };
+    Step::to(next, Recorded::Applied)
+}
+
+/// Opens the breaker now, whatever its state (an open one restarts its timer).
+#[inline]
+pub(crate) fn trip(word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Step<()> {
+    Step::to(word.enter(State::Open, now()), ())
+}
+
+/// Closes the breaker now with no failures, whatever its state.
+#[inline]
+pub(crate) fn reset(word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Step<()> {
+    Step::to(word.enter(State::Closed, now()), ())
+}
+
+/// The state as callers see it: an open breaker whose timeout has passed is
+/// half-open, although the word changes only at the next acquire.
+#[inline]
+pub(crate) fn observe(word: StateWord, limits: &Limits, now: &mut impl FnMut() -> Timestamp) -> State {
+    match word.phase() {
+        State::Open if word.elapsed(now()) >= limits.timeout_ticks => State::HalfOpen,
+        phase => phase,
+    }
+}
+
+#[cfg(test)]
+mod tests;
