@@ -10,7 +10,8 @@ use crate::word::StateWord;
 
 /// Proof that a call was admitted, and in which generation of the breaker.
 ///
-/// `Copy` and eight bytes. Hand it back with the call's [`Outcome`]; a ticket
+/// `Copy` and eight bytes. Hand it back once with the call's [`Outcome`]
+/// (reporting one ticket twice counts twice: the breaker cannot tell); a ticket
 /// from before a transition is *stale* and changes nothing. A ticket that is
 /// never handed back holds nothing in a closed breaker; in a half-open one it
 /// holds a probe slot until the timeout, after which the breaker starts over
