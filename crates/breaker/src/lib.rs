@@ -1,6 +1,63 @@
-//! A circuit breaker for calls to a downstream service.
+//! A circuit breaker for calls to a downstream service: fast when all is
+//! well, fast to say no when it is not.
 //!
-//! The call / fallback API is being built; until then this crate re-exports
-//! the lock-free core.
+//! After `threshold` consecutive failures the breaker opens and rejects calls
+//! at once instead of letting them wait on a dead service; after `timeout` it
+//! lets up to `half_open_max` probes through; the first probe success closes
+//! it, the first probe failure reopens it.
+//!
+//! ```
+//! use breaker::{Breaker, Config, Error};
+//! use std::time::Duration;
+//!
+//! let breaker = Breaker::new(Config { threshold: 5, timeout: Duration::from_secs(30), half_open_max: 1 });
+//!
+//! match breaker.call(|| fetch_user(42)) {
+//!     Ok(user) => println!("hello, {user}"),
+//!     Err(Error::Open(_)) => println!("user service is down; serving a cached page"),
+//!     Err(Error::Inner(err)) => println!("the call failed: {err}"),
+//! }
+//! # fn fetch_user(id: u32) -> Result<String, std::io::Error> { Ok(format!("user {id}")) }
+//! ```
+//!
+//! # From the Go package
+//!
+//! | Go `circuitbreaker` | this crate |
+//! |---|---|
+//! | `New(Config{...})` | [`Breaker::new`] (or [`Breaker::try_new`]) |
+//! | `cb.Do(ctx, fn)` | [`Breaker::call`], [`Breaker::call_async`] |
+//! | `cb.DoWithFallback(ctx, fn, fallback)` | [`Breaker::call_with_fallback`], [`Breaker::call_async_with_fallback`] |
+//! | `cb.State()` | [`Breaker::state`] |
+//! | `cb.Counts()` | [`Breaker::counts`] |
+//! | `ErrOpen` | [`Error::Open`] |
+//! | context cancellation does not count | [`Outcome::Ignored`] via [`Breaker::call_with`], or drop the future |
+//!
+//! Where it is stricter than the Go package: a result that arrives after the
+//! breaker changed state is stale and changes nothing; half-open limits probes
+//! *in flight*, so an ignored or abandoned probe frees its slot; a probe that
+//! never returns cannot wedge the breaker (after `timeout` a fresh probe is let
+//! through); [`Breaker::state`] has no side effects; a panic in the wrapped
+//! call counts as a failure.
+//!
+//! # Cost
+//!
+//! A closed breaker admits a call with one atomic load and counts it in a
+//! slot only the calling thread writes, so threads sharing a breaker never
+//! write a shared cache line while the downstream is healthy. The state
+//! machine lives in [`breaker_core`]; see its docs for the packed state word.
 
-pub use breaker_core::*;
+mod breaker;
+mod counts;
+mod error;
+mod permit;
+
+pub use crate::breaker::Breaker;
+pub use counts::Counts;
+pub use error::Error;
+pub use permit::{OwnedPermit, Permit, PermitOf};
+
+pub use breaker_core::{Config, ConfigError, Outcome, Recorded, Rejected, State};
+
+/// The clock crate the breaker runs on, re-exported so that
+/// `breaker::quanta::Clock::mock()` in tests matches the breaker's version.
+pub use breaker_core::quanta;

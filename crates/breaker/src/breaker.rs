@@ -1,0 +1,342 @@
+//! [`Breaker`]: the core state machine, counters, and the call API on top.
+
+use core::fmt;
+use core::future::{Future, poll_fn};
+use core::pin::pin;
+use std::sync::Arc;
+
+use breaker_core::quanta;
+use breaker_core::{Config, ConfigError, CoreBreaker, Outcome, Recorded, Rejected, State, Ticket};
+
+use crate::counts::{Count, Counts, Tally};
+use crate::error::Error;
+use crate::permit::{OwnedPermit, Permit, PermitOf};
+
+/// A circuit breaker around calls to one downstream service.
+///
+/// Share it by reference or in an `Arc`: every method takes `&self`, and a
+/// healthy closed breaker is only ever read, so threads calling through it do
+/// not slow each other down.
+///
+/// ```
+/// use breaker::{Breaker, Config, Error, State};
+/// use std::time::Duration;
+///
+/// let (clock, mock) = breaker::quanta::Clock::mock();
+/// let config = Config { threshold: 2, timeout: Duration::from_secs(10), half_open_max: 1 };
+/// let breaker = Breaker::with_clock(config, clock);
+///
+/// let flaky = || Err::<u32, _>("timed out");
+/// assert!(matches!(breaker.call(flaky), Err(Error::Inner("timed out"))));
+/// assert!(matches!(breaker.call(flaky), Err(Error::Inner("timed out"))));
+/// assert_eq!(breaker.state(), State::Open);
+/// assert!(breaker.call(|| Ok::<_, &str>(1)).unwrap_err().is_open()); // not run
+///
+/// mock.increment(Duration::from_secs(10));
+/// assert_eq!(breaker.call(|| Ok::<_, &str>(7)), Ok(7)); // the probe
+/// assert_eq!(breaker.state(), State::Closed);
+/// ```
+pub struct Breaker {
+    core: CoreBreaker,
+    tally: Tally,
+}
+
+impl Breaker {
+    /// A breaker on the real clock.
+    ///
+    /// # Panics
+    ///
+    /// With the [`ConfigError`] message if a field does not fit (threshold or
+    /// half_open_max above 65 535, timeout above about 4.36 years); use
+    /// [`try_new`](Self::try_new) to get the error instead.
+    pub fn new(config: Config) -> Breaker {
+        Breaker::try_new(config).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// A breaker on the real clock, or the [`ConfigError`] naming the field
+    /// that does not fit. Never panics.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config};
+    ///
+    /// let err = Breaker::try_new(Config { half_open_max: 100_000, ..Config::default() }).unwrap_err();
+    /// assert_eq!(err.field(), "half_open_max");
+    /// ```
+    pub fn try_new(config: Config) -> Result<Breaker, ConfigError> {
+        Breaker::try_with_clock(config, quanta::Clock::new())
+    }
+
+    /// A breaker on the given clock, typically `quanta::Clock::mock()` in
+    /// tests (use the [`quanta`](crate::quanta) re-export so the versions
+    /// match).
+    ///
+    /// # Panics
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_clock(config: Config, clock: quanta::Clock) -> Breaker {
+        Breaker::try_with_clock(config, clock).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// [`with_clock`](Self::with_clock) that returns the error instead of
+    /// panicking.
+    pub fn try_with_clock(config: Config, clock: quanta::Clock) -> Result<Breaker, ConfigError> {
+        Ok(Breaker { core: CoreBreaker::with_clock(config, clock)?, tally: Tally::new() })
+    }
+
+    /// Runs `f` if the breaker lets it through; every `Err` counts as a
+    /// failure, every `Ok` as a success. The Go package's `Do`.
+    ///
+    /// A panic in `f` counts as a failure and continues to the caller.
+    #[inline]
+    pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, Error<E>> {
+        self.call_with(outcome_of, f)
+    }
+
+    /// Runs `f` if the breaker lets it through; `classify` decides how its
+    /// result counts. [`Outcome::Ignored`] counts nothing and frees a probe
+    /// slot: for errors that say nothing about the downstream, such as the
+    /// caller's own timeout or cancellation.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, Outcome};
+    ///
+    /// #[derive(Debug)]
+    /// enum HttpError { NotFound, Unavailable, CallerTimedOut }
+    ///
+    /// let breaker = Breaker::new(Config::default());
+    /// let classify = |result: &Result<(), HttpError>| match result {
+    ///     Ok(()) | Err(HttpError::NotFound) => Outcome::Success, // the service answered
+    ///     Err(HttpError::Unavailable) => Outcome::Failure,
+    ///     Err(HttpError::CallerTimedOut) => Outcome::Ignored,    // our deadline, not theirs
+    /// };
+    /// let _ = breaker.call_with(classify, || Err(HttpError::NotFound));
+    /// let _ = breaker.call_with(classify, || Err(HttpError::CallerTimedOut));
+    /// assert_eq!((breaker.counts().successes, breaker.counts().failures), (1, 0));
+    /// ```
+    #[inline]
+    pub fn call_with<T, E>(
+        &self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, Error<E>> {
+        let mut permit = self.try_acquire()?;
+        permit.count_drop_as(Outcome::Failure);
+        let result = f();
+        permit.count_drop_as(Outcome::Ignored);
+        permit.record(classify(&result));
+        result.map_err(Error::Inner)
+    }
+
+    /// Runs `f` if the breaker lets it through, `fallback` if it does not.
+    /// The Go package's `DoWithFallback`. A failing `f` returns its own error;
+    /// the fallback runs only on a rejection.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config};
+    ///
+    /// let breaker = Breaker::new(Config::default());
+    /// breaker.trip();
+    /// let answer = breaker.call_with_fallback(|| Ok::<_, ()>("fresh"), |_rejected| Ok("cached"));
+    /// assert_eq!(answer, Ok("cached"));
+    /// ```
+    #[inline]
+    pub fn call_with_fallback<T, E>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+        fallback: impl FnOnce(Rejected) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match self.call(f) {
+            Ok(value) => Ok(value),
+            Err(Error::Inner(err)) => Err(err),
+            Err(Error::Open(rejected)) => fallback(rejected),
+        }
+    }
+
+    /// Awaits `fut` if the breaker lets it through; every `Err` counts as a
+    /// failure. No executor is needed beyond the one polling the returned
+    /// future, and the breaker decides at its first poll.
+    ///
+    /// If the returned future is dropped before `fut` completes (the caller
+    /// gave up, a `select!` branch lost, a timeout fired), the call counts as
+    /// nothing and a half-open breaker gets its probe slot back. A panic while
+    /// `fut` is polled counts as a failure.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config};
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::{Context, Poll, Waker};
+    ///
+    /// let breaker = Breaker::new(Config::default());
+    /// let mut call = pin!(breaker.call_async(async { Ok::<_, ()>(42) }));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert_eq!(call.as_mut().poll(&mut cx), Poll::Ready(Ok(42)));
+    /// ```
+    #[inline]
+    pub fn call_async<'a, T: 'a, E: 'a>(
+        &'a self,
+        fut: impl Future<Output = Result<T, E>> + 'a,
+    ) -> impl Future<Output = Result<T, Error<E>>> + 'a {
+        self.call_async_with(outcome_of, fut)
+    }
+
+    /// [`call_async`](Self::call_async) where `classify` decides how the
+    /// result counts, as in [`call_with`](Self::call_with).
+    #[inline]
+    pub fn call_async_with<'a, T, E>(
+        &'a self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome + 'a,
+        fut: impl Future<Output = Result<T, E>> + 'a,
+    ) -> impl Future<Output = Result<T, Error<E>>> + 'a {
+        async move {
+            let mut permit = self.try_acquire()?;
+            let mut fut = pin!(fut);
+            let result = poll_fn(|cx| {
+                permit.count_drop_as(Outcome::Failure);
+                let poll = fut.as_mut().poll(cx);
+                permit.count_drop_as(Outcome::Ignored);
+                poll
+            })
+            .await;
+            permit.record(classify(&result));
+            result.map_err(Error::Inner)
+        }
+    }
+
+    /// [`call_with_fallback`](Self::call_with_fallback) for futures: awaits
+    /// `fut` if the breaker lets it through, the future `fallback` returns if
+    /// it does not.
+    pub fn call_async_with_fallback<'a, T: 'a, E: 'a, Fallback>(
+        &'a self,
+        fut: impl Future<Output = Result<T, E>> + 'a,
+        fallback: impl FnOnce(Rejected) -> Fallback + 'a,
+    ) -> impl Future<Output = Result<T, E>> + 'a
+    where
+        Fallback: Future<Output = Result<T, E>> + 'a,
+    {
+        async move {
+            match self.call_async(fut).await {
+                Ok(value) => Ok(value),
+                Err(Error::Inner(err)) => Err(err),
+                Err(Error::Open(rejected)) => fallback(rejected).await,
+            }
+        }
+    }
+
+    /// Admits one call, or says why not. Report its outcome through the
+    /// [`Permit`]; dropping the permit unreported counts as ignored.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
+        self.admit().map(|ticket| PermitOf::new(self, ticket))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for a breaker in an `Arc`: the
+    /// permit keeps the breaker alive, so it can move into a `'static` task.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config};
+    /// use std::sync::Arc;
+    ///
+    /// let breaker = Arc::new(Breaker::new(Config::default()));
+    /// let permit = breaker.try_acquire_owned()?;
+    /// std::thread::spawn(move || permit.success()).join().unwrap();
+    /// assert_eq!(breaker.counts().successes, 1);
+    /// # Ok::<(), breaker::Rejected>(())
+    /// ```
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit, Rejected> {
+        self.admit().map(|ticket| PermitOf::new(Arc::clone(self), ticket))
+    }
+
+    /// The state as callers see it, without side effects: an open breaker
+    /// whose timeout has passed reports [`State::HalfOpen`].
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, State};
+    ///
+    /// let breaker = Breaker::new(Config::default());
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// assert_eq!(breaker.state().to_string(), "closed");
+    /// ```
+    #[inline]
+    pub fn state(&self) -> State {
+        self.core.state()
+    }
+
+    /// Successes, failures and rejections since the breaker was created,
+    /// summed over every thread that used it.
+    #[inline]
+    pub fn counts(&self) -> Counts {
+        self.tally.sum()
+    }
+
+    /// Opens the breaker now. Calls in flight report stale results.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, State};
+    ///
+    /// let breaker = Breaker::new(Config::default());
+    /// breaker.trip();
+    /// assert_eq!(breaker.state(), State::Open);
+    /// breaker.reset();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// ```
+    pub fn trip(&self) {
+        self.core.trip();
+    }
+
+    /// Closes the breaker now with no failures. Calls in flight report stale
+    /// results.
+    pub fn reset(&self) {
+        self.core.reset();
+    }
+
+    /// The config in force, with defaults filled in and the timeout rounded
+    /// up to whole milliseconds.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config};
+    ///
+    /// let breaker = Breaker::new(Config { threshold: 0, ..Config::default() });
+    /// assert_eq!(breaker.config().threshold, 5);
+    /// ```
+    pub fn config(&self) -> Config {
+        self.core.limits().config()
+    }
+
+    #[inline]
+    fn admit(&self) -> Result<Ticket, Rejected> {
+        self.core.acquire().inspect_err(|_| self.tally.add(Count::Rejection))
+    }
+
+    #[inline]
+    pub(crate) fn settle(&self, ticket: Ticket, outcome: Outcome) -> Recorded {
+        let recorded = self.core.record(ticket, outcome);
+        match outcome {
+            Outcome::Success => self.tally.add(Count::Success),
+            Outcome::Failure => self.tally.add(Count::Failure),
+            Outcome::Ignored => {}
+        }
+        recorded
+    }
+}
+
+impl Default for Breaker {
+    /// A breaker with the default [`Config`] (5 failures, 30 s, 1 probe).
+    fn default() -> Breaker {
+        Breaker::new(Config::default())
+    }
+}
+
+impl fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breaker")
+            .field("state", &self.state())
+            .field("config", &self.config())
+            .field("counts", &self.counts())
+            .finish()
+    }
+}
+
+fn outcome_of<T, E>(result: &Result<T, E>) -> Outcome {
+    if result.is_ok() { Outcome::Success } else { Outcome::Failure }
+}

@@ -1,0 +1,93 @@
+//! Permits: an admitted call for code that cannot hand the breaker a closure
+//! (middleware, hot loops).
+
+use core::fmt;
+use core::ops::Deref;
+use std::sync::Arc;
+
+use breaker_core::{Outcome, Recorded, Ticket};
+
+use crate::Breaker;
+
+/// An admitted call, borrowed from its [`Breaker`]: report how it ended with
+/// [`record`](PermitOf::record), [`success`](PermitOf::success) or
+/// [`failure`](PermitOf::failure). Made by [`Breaker::try_acquire`].
+pub type Permit<'a> = PermitOf<&'a Breaker>;
+
+/// An admitted call that owns an `Arc` of its [`Breaker`], for middleware
+/// that must hold the permit across `'static` boundaries. Made by
+/// [`Breaker::try_acquire_owned`].
+pub type OwnedPermit = PermitOf<Arc<Breaker>>;
+
+/// An admitted call that has not reported yet; see [`Permit`] and
+/// [`OwnedPermit`].
+///
+/// Dropping it without reporting counts as [`Outcome::Ignored`]: nothing is
+/// counted and a half-open breaker gets the probe slot back.
+///
+/// ```
+/// use breaker::{Breaker, Config, State};
+///
+/// let breaker = Breaker::new(Config { threshold: 1, ..Config::default() });
+/// let permit = breaker.try_acquire()?;
+/// let response: Result<u32, &str> = Err("503"); // the call, made by hand
+/// match response {
+///     Ok(_) => permit.success(),
+///     Err(_) => permit.failure(),
+/// };
+/// assert_eq!(breaker.state(), State::Open);
+/// # Ok::<(), breaker::Rejected>(())
+/// ```
+#[must_use = "dropping a permit reports the call as ignored"]
+pub struct PermitOf<B: Deref<Target = Breaker>> {
+    breaker: B,
+    ticket: Ticket,
+    /// What dropping the permit reports: `Ignored`, or `Failure` while the
+    /// wrapped call runs inside a closure or future the breaker polls, so a
+    /// panic unwinding through it counts as a failure. `None` once reported.
+    on_drop: Option<Outcome>,
+}
+
+impl<B: Deref<Target = Breaker>> PermitOf<B> {
+    pub(crate) fn new(breaker: B, ticket: Ticket) -> PermitOf<B> {
+        PermitOf { breaker, ticket, on_drop: Some(Outcome::Ignored) }
+    }
+
+    /// Reports how the call ended; whether it still counted for the state
+    /// machine or arrived after a transition ([`Recorded::Stale`]). Stale
+    /// results still count in [`Breaker::counts`].
+    pub fn record(mut self, outcome: Outcome) -> Recorded {
+        self.on_drop = None;
+        self.breaker.settle(self.ticket, outcome)
+    }
+
+    /// Reports a success.
+    pub fn success(self) -> Recorded {
+        self.record(Outcome::Success)
+    }
+
+    /// Reports a failure.
+    pub fn failure(self) -> Recorded {
+        self.record(Outcome::Failure)
+    }
+
+    /// Makes a drop count as a failure while user code runs, as ignored after.
+    #[inline]
+    pub(crate) fn count_drop_as(&mut self, outcome: Outcome) {
+        self.on_drop = Some(outcome);
+    }
+}
+
+impl<B: Deref<Target = Breaker>> Drop for PermitOf<B> {
+    fn drop(&mut self) {
+        if let Some(outcome) = self.on_drop.take() {
+            self.breaker.settle(self.ticket, outcome);
+        }
+    }
+}
+
+impl<B: Deref<Target = Breaker>> fmt::Debug for PermitOf<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit").field("ticket", &self.ticket).finish_non_exhaustive()
+    }
+}
