@@ -173,53 +173,49 @@ impl Breaker {
     /// assert_eq!(call.as_mut().poll(&mut cx), Poll::Ready(Ok(42)));
     /// ```
     #[inline]
-    pub fn call_async<'a, T: 'a, E: 'a>(
-        &'a self,
-        fut: impl Future<Output = Result<T, E>> + 'a,
-    ) -> impl Future<Output = Result<T, Error<E>>> + 'a {
+    pub fn call_async<T, E>(
+        &self,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> impl Future<Output = Result<T, Error<E>>> {
         self.call_async_with(outcome_of, fut)
     }
 
     /// [`call_async`](Self::call_async) where `classify` decides how the
     /// result counts, as in [`call_with`](Self::call_with).
     #[inline]
-    pub fn call_async_with<'a, T, E>(
-        &'a self,
-        classify: impl FnOnce(&Result<T, E>) -> Outcome + 'a,
-        fut: impl Future<Output = Result<T, E>> + 'a,
-    ) -> impl Future<Output = Result<T, Error<E>>> + 'a {
-        async move {
-            let mut permit = self.try_acquire()?;
-            let mut fut = pin!(fut);
-            let result = poll_fn(|cx| {
-                permit.count_drop_as(Outcome::Failure);
-                let poll = fut.as_mut().poll(cx);
-                permit.count_drop_as(Outcome::Ignored);
-                poll
-            })
-            .await;
-            permit.record(classify(&result));
-            result.map_err(Error::Inner)
-        }
+    pub async fn call_async_with<T, E>(
+        &self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, Error<E>> {
+        let mut permit = self.try_acquire()?;
+        let mut fut = pin!(fut);
+        let result = poll_fn(|cx| {
+            permit.count_drop_as(Outcome::Failure);
+            let poll = fut.as_mut().poll(cx);
+            permit.count_drop_as(Outcome::Ignored);
+            poll
+        })
+        .await;
+        permit.record(classify(&result));
+        result.map_err(Error::Inner)
     }
 
     /// [`call_with_fallback`](Self::call_with_fallback) for futures: awaits
     /// `fut` if the breaker lets it through, the future `fallback` returns if
     /// it does not.
-    pub fn call_async_with_fallback<'a, T: 'a, E: 'a, Fallback>(
-        &'a self,
-        fut: impl Future<Output = Result<T, E>> + 'a,
-        fallback: impl FnOnce(Rejected) -> Fallback + 'a,
-    ) -> impl Future<Output = Result<T, E>> + 'a
+    pub async fn call_async_with_fallback<T, E, Fallback>(
+        &self,
+        fut: impl Future<Output = Result<T, E>>,
+        fallback: impl FnOnce(Rejected) -> Fallback,
+    ) -> Result<T, E>
     where
-        Fallback: Future<Output = Result<T, E>> + 'a,
+        Fallback: Future<Output = Result<T, E>>,
     {
-        async move {
-            match self.call_async(fut).await {
-                Ok(value) => Ok(value),
-                Err(Error::Inner(err)) => Err(err),
-                Err(Error::Open(rejected)) => fallback(rejected).await,
-            }
+        match self.call_async(fut).await {
+            Ok(value) => Ok(value),
+            Err(Error::Inner(err)) => Err(err),
+            Err(Error::Open(rejected)) => fallback(rejected).await,
         }
     }
 
