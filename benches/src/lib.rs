@@ -1,1 +1,1 @@
-//! Benchmarks live in `benches/`; this library is empty.
+//! The benchmarks live in `benches/breaker.rs`; `BENCHMARKS.md` at the repository root has the numbers.

@@ -88,8 +88,7 @@ impl CoreBreaker {
     /// fresh set of probes and the old ones go stale.
     #[inline]
     pub fn acquire(&self) -> Result<Ticket, Rejected> {
-        let mut now = self.lazy_now();
-        self.cell.transition(|word| transition::acquire(word, &self.limits, &mut now))
+        self.cell.transition(|word| transition::acquire(word, &self.limits, &mut || self.time.now()))
     }
 
     /// [`acquire`](Self::acquire) at a time the caller gives.
@@ -117,8 +116,7 @@ impl CoreBreaker {
     /// result changes nothing and [`Recorded::Stale`] says so.
     #[inline]
     pub fn record(&self, ticket: Ticket, outcome: Outcome) -> Recorded {
-        let mut now = self.lazy_now();
-        self.cell.transition(|word| transition::record(word, ticket, outcome, &self.limits, &mut now))
+        self.cell.transition(|word| transition::record(word, ticket, outcome, &self.limits, &mut || self.time.now()))
     }
 
     /// [`record`](Self::record) at a time the caller gives.
@@ -199,14 +197,6 @@ impl CoreBreaker {
     /// timeout rounded up to whole milliseconds.
     pub fn limits(&self) -> Limits {
         self.limits
-    }
-
-    /// A closure that reads the clock at most once and keeps the answer, so
-    /// a CAS retry reuses the time of the first attempt.
-    #[inline]
-    fn lazy_now(&self) -> impl FnMut() -> Timestamp + '_ {
-        let mut cached = None;
-        move || *cached.get_or_insert_with(|| self.time.now())
     }
 }
 

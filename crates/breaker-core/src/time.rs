@@ -14,6 +14,7 @@ use core::time::Duration;
 pub const TICK: Duration = Duration::from_millis(1);
 
 const NANOS_PER_TICK: u128 = TICK.as_nanos();
+const _: () = assert!(NANOS_PER_TICK == 1_000_000, "from_elapsed assumes millisecond ticks");
 
 /// A point in time, in whole milliseconds since a breaker's base instant.
 ///
@@ -46,8 +47,10 @@ impl Timestamp {
     /// The timestamp `elapsed` after the base instant, rounded down to a whole
     /// tick. Saturates at [`u64::MAX`] milliseconds (about 584 million years).
     pub const fn from_elapsed(elapsed: Duration) -> Timestamp {
-        let ticks = elapsed.as_nanos() / NANOS_PER_TICK;
-        if ticks > u64::MAX as u128 { Timestamp(u64::MAX) } else { Timestamp(ticks as u64) }
+        // Whole seconds and sub-second millis are u64 arithmetic; `as_millis`
+        // would divide a u128, which costs more than the clock read itself.
+        let millis = elapsed.as_secs().saturating_mul(1_000).saturating_add(elapsed.subsec_millis() as u64);
+        Timestamp(millis)
     }
 
     /// Milliseconds since the base instant.
@@ -75,7 +78,10 @@ impl TimeSource {
     }
 
     /// Reads the clock. This is the only place the core does.
-    #[inline]
+    ///
+    /// Kept out of line: only slow paths (open, full half-open, transitions)
+    /// read the clock, and inlining it would bloat the fast paths around it.
+    #[inline(never)]
     pub(crate) fn now(&self) -> Timestamp {
         self.timestamp(self.clock.now())
     }

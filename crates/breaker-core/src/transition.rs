@@ -4,9 +4,10 @@
 //! `now` is passed as a closure and asked for only on the branches whose
 //! answer depends on time (an open breaker checking its timeout, a full
 //! half-open breaker checking for hung probes, a transition stamping the word).
-//! The atomic cell hands in a closure that reads the clock once and caches it,
-//! so a healthy closed breaker never reads the clock; the time-explicit API
-//! hands in a constant.
+//! The clock-reading API hands in a closure that reads the clock (again on a
+//! CAS retry, so a retry never decides on a time older than the word it
+//! read), so a healthy closed breaker never reads the clock; the
+//! time-explicit API hands in a constant.
 //!
 //! | phase     | event                          | next                                 | decision      |
 //! |-----------|--------------------------------|--------------------------------------|---------------|

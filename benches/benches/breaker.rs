@@ -1,0 +1,309 @@
+//! The breaker against its floor and its peers.
+//!
+//! ```sh
+//! cargo bench -p breaker-benches                 # the full suite, a few minutes on 2 cores
+//! cargo bench -p breaker-benches -- --quick      # criterion's quick mode
+//! cargo bench -p breaker-benches -- closed_success   # one group
+//! BENCH_THREADS=4 cargo bench -p breaker-benches -- contended
+//! ```
+//!
+//! Groups: `closed_success`, `contended`, `open_reject`, `failure_path`,
+//! `async`, `core`. `BENCHMARKS.md` at the repository root has the numbers
+//! and what they mean.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use breaker::{Breaker, Config};
+use breaker_core::{CoreBreaker, Outcome};
+use criterion::{Criterion, criterion_group, criterion_main};
+use failsafe::CircuitBreaker as _;
+
+/// The work every benchmark wraps: as cheap as possible, so the breaker's
+/// cost is what is measured.
+#[inline(always)]
+fn downstream_ok() -> Result<u64, u64> {
+    Ok(black_box(1))
+}
+
+#[inline(always)]
+fn downstream_err() -> Result<u64, u64> {
+    Err(black_box(2))
+}
+
+fn ours() -> Breaker {
+    Breaker::new(Config::default())
+}
+
+fn failsafe_peer() -> impl failsafe::CircuitBreaker + Clone + Send + Sync {
+    let backoff = failsafe::backoff::constant(Duration::from_secs(30));
+    failsafe::Config::new().failure_policy(failsafe::failure_policy::consecutive_failures(5, backoff)).build()
+}
+
+fn recloser_peer() -> recloser::Recloser {
+    recloser::Recloser::custom().error_rate(0.5).closed_len(5).open_wait(Duration::from_secs(30)).build()
+}
+
+/// The "obvious" breaker: one mutex around the state, locked before and after
+/// every call.
+struct MutexBreaker {
+    inner: Mutex<MutexState>,
+    threshold: u32,
+    timeout: Duration,
+}
+
+struct MutexState {
+    failures: u32,
+    opened_at: Option<Instant>,
+}
+
+impl MutexBreaker {
+    fn new() -> MutexBreaker {
+        MutexBreaker {
+            inner: Mutex::new(MutexState { failures: 0, opened_at: None }),
+            threshold: 5,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Option<Result<T, E>> {
+        {
+            let state = self.inner.lock().unwrap();
+            if state.opened_at.is_some_and(|at| at.elapsed() < self.timeout) {
+                return None;
+            }
+        }
+        let result = f();
+        let mut state = self.inner.lock().unwrap();
+        if result.is_ok() {
+            state.failures = 0;
+            state.opened_at = None;
+        } else {
+            state.failures += 1;
+            if state.failures >= self.threshold {
+                state.opened_at = Some(Instant::now());
+            }
+        }
+        Some(result)
+    }
+}
+
+fn closed_success(c: &mut Criterion) {
+    let mut group = c.benchmark_group("closed_success");
+    group.bench_function("bare_closure", |b| b.iter(|| black_box(downstream_ok())));
+    let floor = AtomicU64::new(0);
+    group.bench_function("bare_atomic_load", |b| {
+        b.iter(|| {
+            let _ = black_box(floor.load(Ordering::Relaxed));
+            black_box(downstream_ok())
+        })
+    });
+    let breaker = ours();
+    group.bench_function("breaker", |b| b.iter(|| black_box(breaker.call(downstream_ok))));
+    let core = CoreBreaker::new(Config::default()).unwrap();
+    group.bench_function("breaker_core_ticket", |b| {
+        b.iter(|| {
+            let ticket = core.acquire().unwrap();
+            let result = downstream_ok();
+            let _ = black_box(core.record(ticket, Outcome::Success));
+            black_box(result)
+        })
+    });
+    let peer = failsafe_peer();
+    group.bench_function("failsafe", |b| b.iter(|| black_box(peer.call(downstream_ok))));
+    let peer = recloser_peer();
+    group.bench_function("recloser", |b| b.iter(|| black_box(peer.call(downstream_ok))));
+    let peer = MutexBreaker::new();
+    group.bench_function("mutex_breaker", |b| b.iter(|| black_box(peer.call(downstream_ok))));
+    group.finish();
+}
+
+fn threads() -> usize {
+    std::env::var("BENCH_THREADS").ok().and_then(|n| n.parse().ok()).unwrap_or(2)
+}
+
+/// Runs `call` `iters` times on each of `threads` threads at once and returns
+/// the slowest thread's time: per-call time per thread, as criterion divides
+/// by `iters`.
+fn per_thread(threads: usize, iters: u64, call: impl Fn() + Sync) -> Duration {
+    let start = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    let began = Instant::now();
+                    for _ in 0..iters {
+                        call();
+                    }
+                    began.elapsed()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).max().unwrap_or_default()
+    })
+}
+
+fn contended(c: &mut Criterion) {
+    let n = threads();
+    let mut group = c.benchmark_group(format!("contended_{n}_threads"));
+    let floor = AtomicU64::new(0);
+    group.bench_function("bare_atomic_load", |b| {
+        b.iter_custom(|iters| {
+            per_thread(n, iters, || {
+                let _ = black_box(floor.load(Ordering::Relaxed));
+                let _ = black_box(downstream_ok());
+            })
+        })
+    });
+    let breaker = ours();
+    group.bench_function("breaker", |b| {
+        b.iter_custom(|iters| {
+            per_thread(n, iters, || {
+                let _ = black_box(breaker.call(downstream_ok));
+            })
+        })
+    });
+    let peer = failsafe_peer();
+    group.bench_function("failsafe", |b| {
+        b.iter_custom(|iters| {
+            per_thread(n, iters, || {
+                let _ = black_box(peer.call(downstream_ok));
+            })
+        })
+    });
+    let peer = recloser_peer();
+    group.bench_function("recloser", |b| {
+        b.iter_custom(|iters| {
+            per_thread(n, iters, || {
+                let _ = black_box(peer.call(downstream_ok));
+            })
+        })
+    });
+    let peer = MutexBreaker::new();
+    group.bench_function("mutex_breaker", |b| {
+        b.iter_custom(|iters| {
+            per_thread(n, iters, || {
+                let _ = black_box(peer.call(downstream_ok));
+            })
+        })
+    });
+    group.finish();
+}
+
+fn open_reject(c: &mut Criterion) {
+    let mut group = c.benchmark_group("open_reject");
+    let breaker = ours();
+    breaker.trip();
+    group.bench_function("breaker", |b| b.iter(|| black_box(breaker.call(downstream_ok))));
+    let peer = failsafe_peer();
+    for _ in 0..5 {
+        let _ = peer.call(downstream_err);
+    }
+    assert!(!peer.is_call_permitted(), "failsafe peer must be open");
+    group.bench_function("failsafe", |b| b.iter(|| black_box(peer.call(downstream_ok))));
+    let peer = recloser_peer();
+    // Its ring buffer must fill before it computes a failure rate.
+    let opened = (0..20).any(|_| matches!(peer.call(downstream_err), Err(recloser::Error::Rejected)));
+    assert!(opened, "recloser peer must be open");
+    group.bench_function("recloser", |b| b.iter(|| black_box(peer.call(downstream_ok))));
+    let peer = MutexBreaker::new();
+    for _ in 0..5 {
+        let _ = peer.call(downstream_err);
+    }
+    group.bench_function("mutex_breaker", |b| b.iter(|| black_box(peer.call(downstream_ok))));
+    group.finish();
+}
+
+fn failure_path(c: &mut Criterion) {
+    let mut group = c.benchmark_group("failure_path");
+    // The largest threshold, and a success every 1000 calls, keep it closed:
+    // every failure is a CAS, the success that ends the streak another.
+    let breaker = Breaker::new(Config { threshold: Config::MAX_THRESHOLD, ..Config::default() });
+    let mut n = 0u32;
+    group.bench_function("failure_below_threshold", |b| {
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            if n.is_multiple_of(1000) {
+                black_box(breaker.call(downstream_ok))
+            } else {
+                black_box(breaker.call(downstream_err))
+            }
+        })
+    });
+    let (clock, mock) = breaker::quanta::Clock::mock();
+    let breaker = Breaker::with_clock(Config { threshold: 1, ..Config::default() }, clock);
+    group.bench_function("trip_probe_close_cycle", |b| {
+        b.iter(|| {
+            let _ = black_box(breaker.call(downstream_err));
+            mock.increment(Duration::from_secs(30));
+            black_box(breaker.call(downstream_ok))
+        })
+    });
+    group.finish();
+}
+
+/// Polls a future that is expected to be ready at once.
+#[inline(always)]
+fn poll_ready<F: Future>(fut: F) -> Option<F::Output> {
+    let fut = pin!(fut);
+    match fut.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
+    }
+}
+
+fn async_calls(c: &mut Criterion) {
+    let mut group = c.benchmark_group("async");
+    group.bench_function("bare_future", |b| b.iter(|| black_box(poll_ready(async { downstream_ok() }))));
+    let breaker = ours();
+    group.bench_function("breaker_call_async", |b| {
+        b.iter(|| black_box(poll_ready(breaker.call_async(async { downstream_ok() }))))
+    });
+    group.finish();
+}
+
+fn core(c: &mut Criterion) {
+    let mut group = c.benchmark_group("core");
+    let core = CoreBreaker::new(Config::default()).unwrap();
+    group.bench_function("acquire_record", |b| {
+        b.iter(|| {
+            let ticket = core.acquire().unwrap();
+            black_box(core.record(ticket, Outcome::Success))
+        })
+    });
+    let now = core.now();
+    group.bench_function("acquire_record_at", |b| {
+        b.iter(|| {
+            let ticket = core.acquire_at(black_box(now)).unwrap();
+            black_box(core.record_at(ticket, Outcome::Success, now))
+        })
+    });
+    group.bench_function("state", |b| b.iter(|| black_box(core.state())));
+    let open = CoreBreaker::new(Config::default()).unwrap();
+    open.trip();
+    group.bench_function("acquire_open_clock", |b| b.iter(|| black_box(open.acquire())));
+    let at = open.now();
+    group.bench_function("acquire_open_at", |b| b.iter(|| black_box(open.acquire_at(black_box(at)))));
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50)
+        .configure_from_args()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = closed_success, contended, open_reject, failure_path, async_calls, core
+}
+criterion_main!(benches);
