@@ -84,8 +84,11 @@ impl CoreBreaker {
     /// A closed breaker admits with one load. An open one rejects until its
     /// timeout has passed, then the first acquire moves it to half-open and is
     /// the first probe. A half-open one admits up to `half_open_max` probes at
-    /// once; when all are held for a whole timeout, the next acquire starts a
-    /// fresh set of probes and the old ones go stale.
+    /// once; when every slot is held and the round of probing started a whole
+    /// timeout ago, the next acquire starts a fresh round and the old probes go
+    /// stale. The timer runs from the start of the round, not from each
+    /// probe's admission: a probe let into a slot that an ignored probe freed
+    /// late in the round can be replaced after less than a full timeout.
     #[inline]
     pub fn acquire(&self) -> Result<Ticket, Rejected> {
         self.cell.transition(|word| transition::acquire(word, &self.limits, &mut || self.time.now()))
