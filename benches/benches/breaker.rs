@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Groups: `closed_success`, `contended`, `open_reject`, `failure_path`,
-//! `async`, `core`. `BENCHMARKS.md` at the repository root has the numbers
+//! `async`, `core`, `clock`. `BENCHMARKS.md` at the repository root has the numbers
 //! and what they mean.
 
 use std::future::Future;
@@ -293,6 +293,19 @@ fn core(c: &mut Criterion) {
     group.finish();
 }
 
+/// What one clock read costs here: the floor under every path that needs the
+/// time (an open breaker's rejection, a transition).
+fn clock(c: &mut Criterion) {
+    let mut group = c.benchmark_group("clock");
+    let clock = breaker::quanta::Clock::new();
+    group.bench_function("quanta_now", |b| b.iter(|| black_box(clock.now())));
+    group.bench_function("quanta_raw", |b| b.iter(|| black_box(clock.raw())));
+    group.bench_function("std_instant_now", |b| b.iter(|| black_box(Instant::now())));
+    let core = CoreBreaker::new(Config::default()).unwrap();
+    group.bench_function("breaker_core_now", |b| b.iter(|| black_box(core.now())));
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -304,6 +317,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = closed_success, contended, open_reject, failure_path, async_calls, core
+    targets = closed_success, contended, open_reject, failure_path, async_calls, core, clock
 }
 criterion_main!(benches);

@@ -50,7 +50,12 @@ impl StateCell {
     /// one CAS, retrying on a conflict with the word the CAS found. A step
     /// that leaves the word unchanged stores nothing, which is what keeps the
     /// healthy path to loads only.
-    #[inline]
+    ///
+    /// Always inlined: each caller's step then folds to its own few
+    /// instructions, and the no-write comparison folds away where the step
+    /// cannot change the word. Left to itself the compiler keeps `record`'s
+    /// larger step out of line, a call on every healthy success.
+    #[inline(always)]
     pub(crate) fn transition<D>(&self, mut step: impl FnMut(StateWord) -> Step<D>) -> D {
         let mut current = self.load();
         loop {

@@ -64,26 +64,34 @@ pub(crate) const fn ticks_rounded_up(duration: Duration) -> u128 {
     duration.as_nanos().div_ceil(NANOS_PER_TICK)
 }
 
-/// A breaker's clock: a `quanta::Clock` and the instant the breaker counts from.
+/// A breaker's clock: a `quanta::Clock` and the moment the breaker counts from.
 #[derive(Clone, Debug)]
 pub(crate) struct TimeSource {
     clock: quanta::Clock,
+    /// The base as the clock's raw counter, which [`now`](Self::now) reads.
+    base_raw: u64,
+    /// The same moment as an `Instant`, for instants callers hand in.
     base: quanta::Instant,
 }
 
 impl TimeSource {
     pub(crate) fn new(clock: quanta::Clock) -> TimeSource {
-        let base = clock.now();
-        TimeSource { clock, base }
+        let base_raw = clock.raw();
+        let base = clock.scaled(base_raw);
+        TimeSource { clock, base_raw, base }
     }
 
     /// Reads the clock. This is the only place the core does.
     ///
-    /// Kept out of line: only slow paths (open, full half-open, transitions)
-    /// read the clock, and inlining it would bloat the fast paths around it.
+    /// The raw counter and one multiply-shift to nanoseconds are cheaper than
+    /// `Clock::now` and a `Duration`; a counter reading before the base
+    /// counts as the base. Kept out of line: only slow paths (open, full
+    /// half-open, transitions) read the clock, and inlining it would bloat
+    /// the fast paths around it.
     #[inline(never)]
     pub(crate) fn now(&self) -> Timestamp {
-        self.timestamp(self.clock.now())
+        let nanos = self.clock.delta_as_nanos(self.base_raw, self.clock.raw());
+        Timestamp(nanos / NANOS_PER_TICK as u64)
     }
 
     /// An instant of this breaker's clock as a [`Timestamp`]; instants before
@@ -121,5 +129,18 @@ mod tests {
         assert_eq!(time.now(), Timestamp::ZERO);
         mock.increment(Duration::from_micros(2_500));
         assert_eq!(time.now(), Timestamp::from_millis(2));
+        assert_eq!(time.timestamp(time.clock.now()), Timestamp::from_millis(2));
+        mock.decrement(Duration::from_secs(5));
+        assert_eq!(time.now(), Timestamp::ZERO, "a clock behind the base reads as the base");
+    }
+
+    #[test]
+    fn real_clock_reads_agree_with_instants() {
+        let time = TimeSource::new(quanta::Clock::new());
+        let before = time.timestamp(time.clock.now());
+        let now = time.now();
+        let after = time.timestamp(time.clock.now());
+        // The raw path and the instant path round differently by at most a tick.
+        assert!(before.as_millis() <= now.as_millis() + 1 && now.as_millis() <= after.as_millis() + 1);
     }
 }

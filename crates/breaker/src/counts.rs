@@ -94,9 +94,9 @@ impl Tally {
     /// Adds one to `count` in this thread's slot.
     #[inline]
     pub(crate) fn add(&self, count: Count) {
-        match thread_index() {
-            Some(index) => {
-                let counter = self.slot(index).counter(count);
+        match thread_index().and_then(|index| self.slot(index)) {
+            Some(slot) => {
+                let counter = slot.counter(count);
                 // Single writer: this thread owns the slot until it exits.
                 counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             }
@@ -106,12 +106,14 @@ impl Tally {
         }
     }
 
+    /// This thread's slot; `None` only for an index past the last bucket,
+    /// which the pool never hands out.
     #[inline]
-    fn slot(&self, index: usize) -> &Slot {
+    fn slot(&self, index: usize) -> Option<&Slot> {
         let (bucket, offset) = locate(index);
-        let slots =
-            self.buckets[bucket].get_or_init(|| (0..1usize << bucket).map(|_| CachePadded::default()).collect());
-        &slots[offset]
+        let slots = self.buckets.get(bucket)?;
+        let slots = slots.get_or_init(|| (0..1usize << bucket).map(|_| CachePadded::default()).collect());
+        slots.get(offset).map(|slot| &**slot)
     }
 
     /// The totals over every slot. Each slot only grows, so a sum taken while
