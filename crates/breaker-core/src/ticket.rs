@@ -33,6 +33,17 @@ impl Ticket {
 }
 
 /// How an admitted call ended, as far as the breaker should count it.
+///
+/// ```
+/// use breaker_core::{Config, CoreBreaker, Outcome, State};
+///
+/// let (clock, _mock) = breaker_core::quanta::Clock::mock();
+/// let breaker = CoreBreaker::with_clock(Config { threshold: 1, ..Config::default() }, clock)?;
+/// let ticket = breaker.acquire()?;
+/// breaker.record(ticket, Outcome::Ignored); // counts nothing
+/// assert_eq!(breaker.state(), State::Closed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// The downstream worked: resets the failure streak, closes a half-open
@@ -47,6 +58,17 @@ pub enum Outcome {
 }
 
 /// What the breaker did with a reported [`Outcome`].
+///
+/// ```
+/// use breaker_core::{Config, CoreBreaker, Outcome, Recorded};
+///
+/// let (clock, _mock) = breaker_core::quanta::Clock::mock();
+/// let breaker = CoreBreaker::with_clock(Config::default(), clock)?;
+/// let ticket = breaker.acquire()?;
+/// breaker.reset(); // a transition: the ticket's generation is over
+/// assert_eq!(breaker.record(ticket, Outcome::Failure), Recorded::Stale);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Recorded {
     /// The ticket was current: the outcome was applied.

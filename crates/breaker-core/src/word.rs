@@ -1,31 +1,5 @@
-//! The state word: a breaker's whole state in one `u64`.
-//!
-//! ```text
-//!  63                                   26 25        18 17                 2 1   0
-//! +---------------------------------------+------------+--------------------+-----+
-//! |  stamp: ms of the last transition (38) | epoch (8)  |     count (16)     | st  |
-//! +---------------------------------------+------------+--------------------+-----+
-//! ```
-//!
-//! - `st`: the phase, [`State::Closed`] = 0, [`State::Open`] = 1,
-//!   [`State::HalfOpen`] = 2 (3 is never written).
-//! - `count`: consecutive failures while closed, probes in flight while
-//!   half-open, zero while open. Bounds `threshold` and `half_open_max` to
-//!   65 535.
-//! - `epoch`: a counter every transition adds one to, wrapping at 256.
-//! - `stamp`: the time of the last transition in ticks since the breaker's base
-//!   instant, wrapping at 2^38 ticks (about 8.7 years). Elapsed time is the
-//!   wrapping difference read as signed, so a `now` slightly older than the
-//!   stamp (another thread's clock read raced the transition) counts as no
-//!   time elapsed, and any elapsed time below 2^37 ticks (about 4.36 years) is
-//!   read exactly, however long the breaker has lived.
-//!
-//! Every field but `count` together is the word's *generation*: what a
-//! [`Ticket`](crate::Ticket) carries. A transition always changes it (new
-//! epoch), and a result whose ticket has another generation is stale. Two
-//! generations can only be confused if exactly a multiple of 256 transitions
-//! happened within one tick, or the stamps are a multiple of 2^38 ticks apart
-//! with the epochs equal.
+//! The state word: a breaker's whole state in one `u64`; the layout is
+//! documented on [`StateWord`].
 
 use core::fmt;
 
@@ -92,6 +66,33 @@ impl fmt::Display for State {
 /// A snapshot of the state word: `Copy`, read with
 /// [`CoreBreaker::snapshot`](crate::CoreBreaker::snapshot).
 ///
+/// ```text
+///  63                                    26 25        18 17                 2 1   0
+/// +----------------------------------------+------------+--------------------+-----+
+/// |  stamp: ms of the last transition (38) | epoch (8)  |     count (16)     | st  |
+/// +----------------------------------------+------------+--------------------+-----+
+/// ```
+///
+/// - `st`: the phase, [`State::Closed`] = 0, [`State::Open`] = 1,
+///   [`State::HalfOpen`] = 2 (3 is never written).
+/// - `count`: consecutive failures while closed, probes in flight while
+///   half-open, zero while open. Bounds `threshold` and `half_open_max` to
+///   65 535.
+/// - `epoch`: a counter every transition adds one to, wrapping at 256.
+/// - `stamp`: the time of the last transition in ticks since the breaker's base
+///   instant, wrapping at 2^38 ticks (about 8.7 years). Elapsed time is the
+///   wrapping difference read as signed, so a `now` slightly older than the
+///   stamp (another thread's clock read raced the transition) counts as no
+///   time elapsed, and any elapsed time below 2^37 ticks (about 4.36 years) is
+///   read exactly, however long the breaker has lived.
+///
+/// Every field but `count` together is the word's *generation*: what a
+/// [`Ticket`](crate::Ticket) carries. A transition always changes it (new
+/// epoch), and a result whose ticket has another generation is stale. Two
+/// generations can only be confused if exactly a multiple of 256 transitions
+/// happened within one tick, or the stamps are a multiple of 2^38 ticks apart
+/// with the epochs equal.
+///
 /// Its [`phase`](StateWord::phase) is the stored state: an open breaker whose
 /// timeout has passed still stores `Open` until the next acquire moves it; use
 /// [`CoreBreaker::state`](crate::CoreBreaker::state) for the state as callers
@@ -117,7 +118,7 @@ impl StateWord {
         StateWord(bits)
     }
 
-    /// The raw bits, laid out as the [module docs](self) describe.
+    /// The raw bits, laid out as the [type's docs](StateWord) describe.
     pub const fn bits(self) -> u64 {
         self.0
     }

@@ -49,6 +49,14 @@ impl Breaker {
     /// With the [`ConfigError`] message if a field does not fit (threshold or
     /// half_open_max above 65 535, timeout above about 4.36 years); use
     /// [`try_new`](Self::try_new) to get the error instead.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config};
+    /// use std::time::Duration;
+    ///
+    /// let breaker = Breaker::new(Config { threshold: 3, timeout: Duration::from_secs(5), half_open_max: 2 });
+    /// assert_eq!(breaker.config().half_open_max, 2);
+    /// ```
     pub fn new(config: Config) -> Breaker {
         Breaker::try_new(config).unwrap_or_else(|err| panic!("{err}"))
     }
@@ -73,12 +81,30 @@ impl Breaker {
     /// # Panics
     ///
     /// As [`new`](Self::new).
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, State};
+    /// use std::time::Duration;
+    ///
+    /// let (clock, mock) = breaker::quanta::Clock::mock();
+    /// let breaker = Breaker::with_clock(Config::default(), clock);
+    /// breaker.trip();
+    /// mock.increment(Duration::from_secs(30)); // no sleeping in tests
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// ```
     pub fn with_clock(config: Config, clock: quanta::Clock) -> Breaker {
         Breaker::try_with_clock(config, clock).unwrap_or_else(|err| panic!("{err}"))
     }
 
     /// [`with_clock`](Self::with_clock) that returns the error instead of
     /// panicking.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config};
+    ///
+    /// let (clock, _mock) = breaker::quanta::Clock::mock();
+    /// assert!(Breaker::try_with_clock(Config { threshold: 1 << 20, ..Config::default() }, clock).is_err());
+    /// ```
     pub fn try_with_clock(config: Config, clock: quanta::Clock) -> Result<Breaker, ConfigError> {
         Ok(Breaker { core: CoreBreaker::with_clock(config, clock)?, tally: Tally::new() })
     }
@@ -87,6 +113,14 @@ impl Breaker {
     /// failure, every `Ok` as a success. The Go package's `Do`.
     ///
     /// A panic in `f` counts as a failure and continues to the caller.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, Error};
+    ///
+    /// let breaker = Breaker::new(Config::default());
+    /// let parsed: Result<u16, Error<std::num::ParseIntError>> = breaker.call(|| "8080".parse());
+    /// assert_eq!(parsed, Ok(8080));
+    /// ```
     #[inline]
     pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, Error<E>> {
         self.call_with(outcome_of, f)
@@ -182,6 +216,19 @@ impl Breaker {
 
     /// [`call_async`](Self::call_async) where `classify` decides how the
     /// result counts, as in [`call_with`](Self::call_with).
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, Outcome, State};
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::{Context, Waker};
+    ///
+    /// let breaker = Breaker::new(Config { threshold: 1, ..Config::default() });
+    /// // Our own deadline expired: says nothing about the downstream.
+    /// let call = breaker.call_async_with(|_| Outcome::Ignored, async { Err::<(), _>("deadline exceeded") });
+    /// let _ = pin!(call).poll(&mut Context::from_waker(Waker::noop()));
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// ```
     #[inline]
     pub async fn call_async_with<T, E>(
         &self,
@@ -204,6 +251,18 @@ impl Breaker {
     /// [`call_with_fallback`](Self::call_with_fallback) for futures: awaits
     /// `fut` if the breaker lets it through, the future `fallback` returns if
     /// it does not.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config};
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::task::{Context, Poll, Waker};
+    ///
+    /// let breaker = Breaker::new(Config::default());
+    /// breaker.trip();
+    /// let call = breaker.call_async_with_fallback(async { Ok::<_, ()>("live") }, |_| async { Ok("cached") });
+    /// assert_eq!(pin!(call).poll(&mut Context::from_waker(Waker::noop())), Poll::Ready(Ok("cached")));
+    /// ```
     pub async fn call_async_with_fallback<T, E, Fallback>(
         &self,
         fut: impl Future<Output = Result<T, E>>,
@@ -221,6 +280,17 @@ impl Breaker {
 
     /// Admits one call, or says why not. Report its outcome through the
     /// [`Permit`]; dropping the permit unreported counts as ignored.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, Recorded};
+    ///
+    /// let breaker = Breaker::new(Config::default());
+    /// match breaker.try_acquire() {
+    ///     Ok(permit) => assert_eq!(permit.success(), Recorded::Applied),
+    ///     Err(rejected) => println!("not now: {rejected}"),
+    /// }
+    /// assert_eq!(breaker.counts().successes, 1);
+    /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
         self.admit().map(|ticket| PermitOf::new(self, ticket))
