@@ -61,3 +61,8 @@ pub use breaker_core::{Config, ConfigError, Outcome, Recorded, Rejected, State};
 /// The clock crate the breaker runs on, re-exported so that
 /// `breaker::quanta::Clock::mock()` in tests matches the breaker's version.
 pub use breaker_core::quanta;
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;
