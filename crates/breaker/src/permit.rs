@@ -56,17 +56,20 @@ impl<B: Deref<Target = Breaker>> PermitOf<B> {
     /// Reports how the call ended; whether it still counted for the state
     /// machine or arrived after a transition ([`Recorded::Stale`]). Stale
     /// results still count in [`Breaker::counts`].
+    #[inline(always)]
     pub fn record(mut self, outcome: Outcome) -> Recorded {
         self.on_drop = None;
         self.breaker.settle(self.ticket, outcome)
     }
 
     /// Reports a success.
+    #[inline]
     pub fn success(self) -> Recorded {
         self.record(Outcome::Success)
     }
 
     /// Reports a failure.
+    #[inline]
     pub fn failure(self) -> Recorded {
         self.record(Outcome::Failure)
     }
@@ -79,10 +82,21 @@ impl<B: Deref<Target = Breaker>> PermitOf<B> {
 }
 
 impl<B: Deref<Target = Breaker>> Drop for PermitOf<B> {
+    #[inline]
     fn drop(&mut self) {
+        // After `record` this is a no-op the compiler sees through; only an
+        // unreported permit pays for the call.
         if let Some(outcome) = self.on_drop.take() {
-            self.breaker.settle(self.ticket, outcome);
+            self.settle_unreported(outcome);
         }
+    }
+}
+
+impl<B: Deref<Target = Breaker>> PermitOf<B> {
+    #[cold]
+    #[inline(never)]
+    fn settle_unreported(&self, outcome: Outcome) {
+        self.breaker.settle(self.ticket, outcome);
     }
 }
 
