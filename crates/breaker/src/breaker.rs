@@ -153,7 +153,9 @@ impl Breaker {
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, Error<E>> {
-        let mut permit = self.try_acquire()?;
+        // Built here from the ticket rather than taken out of `try_acquire`'s
+        // `Result`: moving the permit out costs a store-forwarding stall.
+        let mut permit = PermitOf::new(self, self.admit()?);
         permit.count_drop_as(Outcome::Failure);
         let result = f();
         permit.count_drop_as(Outcome::Ignored);
@@ -235,7 +237,9 @@ impl Breaker {
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
         fut: impl Future<Output = Result<T, E>>,
     ) -> Result<T, Error<E>> {
-        let mut permit = self.try_acquire()?;
+        // Built here from the ticket rather than taken out of `try_acquire`'s
+        // `Result`: moving the permit out costs a store-forwarding stall.
+        let mut permit = PermitOf::new(self, self.admit()?);
         let mut fut = pin!(fut);
         let result = poll_fn(|cx| {
             permit.count_drop_as(Outcome::Failure);

@@ -94,7 +94,7 @@ impl Tally {
     /// Adds one to `count` in this thread's slot.
     #[inline]
     pub(crate) fn add(&self, count: Count) {
-        match thread_index().and_then(|index| self.slot(index)) {
+        match thread_position().and_then(|position| self.slot(position)) {
             Some(slot) => {
                 let counter = slot.counter(count);
                 // Single writer: this thread owns the slot until it exits.
@@ -106,13 +106,13 @@ impl Tally {
         }
     }
 
-    /// This thread's slot; `None` only for an index past the last bucket,
-    /// which the pool never hands out.
+    /// The slot at `position`; `None` never happens for a position the
+    /// pool hands out, but costs nothing to handle.
     #[inline]
-    fn slot(&self, index: usize) -> Option<&Slot> {
-        let (bucket, offset) = locate(index);
-        let slots = self.buckets.get(bucket)?;
-        let slots = slots.get_or_init(|| (0..1usize << bucket).map(|_| CachePadded::default()).collect());
+    fn slot(&self, position: Position) -> Option<&Slot> {
+        let (bucket, offset) = position.bucket_and_offset();
+        let slots =
+            self.buckets[bucket].get_or_init(|| (0..1usize << bucket).map(|_| CachePadded::default()).collect());
         slots.get(offset).map(|slot| &**slot)
     }
 
@@ -132,24 +132,43 @@ impl Tally {
     }
 }
 
-/// Bucket and offset of a thread index: index `i` is the
+/// Where a thread's slot sits in every breaker's table, worked out once when
+/// the thread gets its index and kept in one thread-local word: the bucket in
+/// the high 32 bits, the offset in the low 32. Index `i` is the
 /// `(i + 1 - 2^b)`-th slot of bucket `b = floor(log2(i + 1))`.
-#[inline]
-const fn locate(index: usize) -> (usize, usize) {
-    let position = index + 1;
-    let bucket = (usize::BITS - 1 - position.leading_zeros()) as usize;
-    (bucket, position - (1 << bucket))
-}
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Position(u64);
 
-const UNASSIGNED: usize = usize::MAX;
-const RETIRED: usize = usize::MAX - 1;
+/// The two thread-local values that are not positions (no bucket is this high).
+const UNASSIGNED: u64 = u64::MAX;
+const RETIRED: u64 = u64::MAX - 1;
 /// The largest index a bucket holds.
 const LAST_INDEX: usize = (1 << BUCKETS) - 2;
+
+impl Position {
+    const fn of(index: usize) -> Position {
+        let position = index + 1;
+        let bucket = usize::BITS - 1 - position.leading_zeros();
+        let offset = position - (1 << bucket);
+        Position(((bucket as u64) << 32) | offset as u64)
+    }
+
+    #[inline]
+    const fn bucket_and_offset(self) -> (usize, usize) {
+        // The mask lets the compiler drop the bucket array's bounds check.
+        (((self.0 >> 32) as usize) & (BUCKETS - 1), self.0 as u32 as usize)
+    }
+
+    const fn index(self) -> usize {
+        let (bucket, offset) = self.bucket_and_offset();
+        (1 << bucket) + offset - 1
+    }
+}
 
 thread_local! {
     // Const-initialised with no destructor, so reading it is a plain TLS load
     // and stays valid while other thread-locals are being destroyed.
-    static INDEX: Cell<usize> = const { Cell::new(UNASSIGNED) };
+    static POSITION: Cell<u64> = const { Cell::new(UNASSIGNED) };
     // Its destructor returns the index to the pool when the thread exits.
     static LEASE: Lease = const { Lease };
 }
@@ -163,16 +182,16 @@ struct IndexPool {
 }
 
 #[inline]
-fn thread_index() -> Option<usize> {
-    match INDEX.with(Cell::get) {
-        UNASSIGNED => assign_index(),
-        RETIRED => None,
-        index => Some(index),
+fn thread_position() -> Option<Position> {
+    match POSITION.with(Cell::get) {
+        code if code < RETIRED => Some(Position(code)),
+        UNASSIGNED => assign_position(),
+        _ => None,
     }
 }
 
 #[cold]
-fn assign_index() -> Option<usize> {
+fn assign_position() -> Option<Position> {
     let index = {
         let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match pool.free.iter().enumerate().min_by_key(|&(_, index)| *index) {
@@ -188,11 +207,12 @@ fn assign_index() -> Option<usize> {
     // its thread-locals; then the index goes straight back.
     if LEASE.try_with(|_| ()).is_err() {
         release(index);
-        INDEX.with(|cell| cell.set(RETIRED));
+        POSITION.with(|cell| cell.set(RETIRED));
         return None;
     }
-    INDEX.with(|cell| cell.set(index));
-    Some(index)
+    let position = Position::of(index);
+    POSITION.with(|cell| cell.set(position.0));
+    Some(position)
 }
 
 fn release(index: usize) {
@@ -203,9 +223,9 @@ struct Lease;
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let index = INDEX.with(|cell| cell.replace(RETIRED));
-        if index < RETIRED {
-            release(index);
+        let code = POSITION.with(|cell| cell.replace(RETIRED));
+        if code < RETIRED {
+            release(Position(code).index());
         }
     }
 }
@@ -215,14 +235,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locate_fills_buckets_in_order() {
-        assert_eq!(locate(0), (0, 0));
-        assert_eq!(locate(1), (1, 0));
-        assert_eq!(locate(2), (1, 1));
-        assert_eq!(locate(3), (2, 0));
-        assert_eq!(locate(6), (2, 3));
-        assert_eq!(locate(7), (3, 0));
-        assert_eq!(locate(LAST_INDEX), (BUCKETS - 1, (1 << (BUCKETS - 1)) - 1));
+    fn positions_fill_buckets_in_order_and_give_the_index_back() {
+        let expected = [(0, (0, 0)), (1, (1, 0)), (2, (1, 1)), (3, (2, 0)), (6, (2, 3)), (7, (3, 0))];
+        for (index, place) in expected {
+            assert_eq!(Position::of(index).bucket_and_offset(), place, "index {index}");
+            assert_eq!(Position::of(index).index(), index);
+        }
+        let last = Position::of(LAST_INDEX);
+        assert_eq!(last.bucket_and_offset(), (BUCKETS - 1, (1 << (BUCKETS - 1)) - 1));
+        assert_eq!(last.index(), LAST_INDEX);
+        assert!(last.0 < RETIRED);
     }
 
     #[test]
@@ -261,7 +283,7 @@ mod tests {
         let tally = Tally::new();
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                INDEX.with(|cell| cell.set(RETIRED));
+                POSITION.with(|cell| cell.set(RETIRED));
                 tally.add(Count::Failure);
             });
         });
