@@ -1,13 +1,13 @@
 //! [`Breaker`]: the core state machine, counters, and the call API on top.
 
 use core::fmt;
-use core::future::{Future, poll_fn};
-use core::pin::pin;
+use core::future::Future;
 use std::sync::Arc;
 
 use breaker_core::quanta;
 use breaker_core::{Config, ConfigError, CoreBreaker, Outcome, Recorded, Rejected, State, Ticket};
 
+use crate::call_future::CallFuture;
 use crate::counts::{Count, Counts, Tally};
 use crate::error::Error;
 use crate::permit::{OwnedPermit, Permit, PermitOf};
@@ -232,24 +232,12 @@ impl Breaker {
     /// assert_eq!(breaker.state(), State::Closed);
     /// ```
     #[inline]
-    pub async fn call_async_with<T, E>(
+    pub fn call_async_with<T, E>(
         &self,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
         fut: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, Error<E>> {
-        // Built here from the ticket rather than taken out of `try_acquire`'s
-        // `Result`: moving the permit out costs a store-forwarding stall.
-        let mut permit = PermitOf::new(self, self.admit()?);
-        let mut fut = pin!(fut);
-        let result = poll_fn(|cx| {
-            permit.count_drop_as(Outcome::Failure);
-            let poll = fut.as_mut().poll(cx);
-            permit.count_drop_as(Outcome::Ignored);
-            poll
-        })
-        .await;
-        permit.record(classify(&result));
-        result.map_err(Error::Inner)
+    ) -> impl Future<Output = Result<T, Error<E>>> {
+        CallFuture::new(self, classify, fut)
     }
 
     /// [`call_with_fallback`](Self::call_with_fallback) for futures: awaits
@@ -374,7 +362,7 @@ impl Breaker {
     }
 
     #[inline]
-    fn admit(&self) -> Result<Ticket, Rejected> {
+    pub(crate) fn admit(&self) -> Result<Ticket, Rejected> {
         self.core.acquire().inspect_err(|_| self.tally.add(Count::Rejection))
     }
 

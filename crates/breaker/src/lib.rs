@@ -47,6 +47,7 @@
 //! machine lives in [`breaker_core`]; see its docs for the packed state word.
 
 mod breaker;
+mod call_future;
 mod counts;
 mod error;
 mod permit;

@@ -58,6 +58,13 @@ impl<B: Deref<Target = Breaker>> PermitOf<B> {
     /// results still count in [`Breaker::counts`].
     #[inline(always)]
     pub fn record(mut self, outcome: Outcome) -> Recorded {
+        self.record_in_place(outcome)
+    }
+
+    /// [`record`](Self::record) without moving the permit, for callers that
+    /// keep it in place (a pinned future): after this its drop does nothing.
+    #[inline(always)]
+    pub(crate) fn record_in_place(&mut self, outcome: Outcome) -> Recorded {
         self.on_drop = None;
         self.breaker.settle(self.ticket, outcome)
     }

@@ -375,3 +375,13 @@ fn the_breaker_is_send_sync_static() {
     let b = Breaker::default();
     assert_send(&b.call_async(async { Ok::<_, ()>(()) }));
 }
+
+#[test]
+fn polling_a_completed_call_future_panics_clearly() {
+    let (b, _mock) = breaker(1, 1, 1_000);
+    let mut call = pin!(b.call_async(async { Ok::<_, ()>(1) }));
+    assert_eq!(poll_once(call.as_mut()), Poll::Ready(Ok(1)));
+    let again = catch_unwind(AssertUnwindSafe(|| poll_once(call.as_mut()))).unwrap_err();
+    assert_eq!(again.downcast_ref::<&str>(), Some(&"a breaker call future was polled after it completed"));
+    assert_eq!(b.counts().successes, 1, "the second poll counted nothing");
+}
