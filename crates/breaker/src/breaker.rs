@@ -129,7 +129,9 @@ impl Breaker {
     /// Runs `f` if the breaker lets it through; `classify` decides how its
     /// result counts. [`Outcome::Ignored`] counts nothing and frees a probe
     /// slot: for errors that say nothing about the downstream, such as the
-    /// caller's own timeout or cancellation.
+    /// caller's own timeout or cancellation. A panic in `f` counts as a
+    /// failure; a panic in `classify` (the caller's code, not the
+    /// downstream's) counts as ignored.
     ///
     /// ```
     /// use breaker::{Breaker, Config, Outcome};

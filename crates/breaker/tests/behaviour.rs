@@ -385,3 +385,20 @@ fn polling_a_completed_call_future_panics_clearly() {
     assert_eq!(again.downcast_ref::<&str>(), Some(&"a breaker call future was polled after it completed"));
     assert_eq!(b.counts().successes, 1, "the second poll counted nothing");
 }
+
+#[test]
+fn a_panic_in_a_kept_future_counts_at_the_panic_and_ends_the_call() {
+    let (b, _mock) = breaker(1, 1, 1_000);
+    let mut polls = 0;
+    let inner = std::future::poll_fn(move |_| {
+        polls += 1;
+        if polls == 1 { panic!("poll exploded") } else { Poll::Ready(Ok::<_, ()>(())) }
+    });
+    let mut call = pin!(b.call_async(inner));
+    assert!(catch_unwind(AssertUnwindSafe(|| poll_once(call.as_mut()))).is_err());
+    assert_eq!(b.counts().failures, 1, "counted at the panic, though the caller still holds the future");
+    assert_eq!(b.state(), State::Open);
+    let again = catch_unwind(AssertUnwindSafe(|| poll_once(call.as_mut())));
+    assert!(again.is_err(), "the call is over: the inner future is not polled again");
+    assert_eq!(b.counts(), Counts { successes: 0, failures: 1, rejections: 0 });
+}
