@@ -1,0 +1,239 @@
+//! The `core_vs_model` target: a config and a sequence of operations applied
+//! to `CoreBreaker`'s time-explicit API and to [`Model`] side by side, with
+//! every answer, the state word and the core's invariants checked after every
+//! step. The ideas are those of `crates/breaker-core/tests/model.rs`, with
+//! any config, any start time, tickets reported in any order (twice, late,
+//! never), jumps of any size and clocks that step back.
+
+use arbitrary::Arbitrary;
+use breaker_core::{CoreBreaker, Recorded, State, Ticket, Timestamp};
+use breaker_model::Model;
+
+use crate::config::{ConfigInput, check_validation};
+use crate::time::Jump;
+use crate::{MAX_TICKET_AGE, Outcome, seen, stored};
+
+/// The stamp field's modulus: the word keeps transition times mod 2^38 ms.
+const STAMP_MODULUS: u64 = 1 << 38;
+
+/// Where the breaker's time starts (ms after its base instant). A closed
+/// breaker reads no elapsed time, so any start is inside the documented
+/// limits, including just below a wrap of the 38-bit stamp and the top of
+/// `u64`.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// At the base instant.
+    Zero,
+    /// `before` ms before the stamp field's `wraps + 1`-th wrap.
+    BeforeWrap {
+        /// Which wrap (0 is the first, at 2^38 ms).
+        wraps: u8,
+        /// How far before it.
+        before: u16,
+    },
+    /// Any time.
+    Any(u64),
+}
+
+impl Start {
+    /// The start time in ms.
+    pub fn millis(self) -> u64 {
+        match self {
+            Start::Zero => 0,
+            Start::BeforeWrap { wraps, before } => ((u64::from(wraps) + 1) * STAMP_MODULUS) - u64::from(before),
+            Start::Any(ms) => ms,
+        }
+    }
+}
+
+/// One operation.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `acquire_at(now)`; an admitted call's ticket joins the held tickets.
+    Acquire,
+    /// `record_at(ticket, outcome, now)` with a held ticket, chosen by index
+    /// among every ticket issued so far (reported or not), mod their number.
+    Record {
+        /// Which ticket.
+        pick: u16,
+        /// Its outcome.
+        outcome: Outcome,
+    },
+    /// `trip_at(now)`.
+    Trip,
+    /// `reset_at(now)`.
+    Reset,
+    /// Moves time forward.
+    Advance(Jump),
+    /// `state_at(t)` for a `t` this jump lands on, without moving time.
+    Peek(Jump),
+    /// Moves time back this many ms (not below 0): the next operations see a
+    /// `now` before the last transition, as when another thread's clock read
+    /// raced it, which the core documents as no time elapsed. At most
+    /// 65 535 ms a step, so even thousands of steps stay far inside the
+    /// 2^37 ms bound on the distance from the last transition.
+    Rewind(u16),
+}
+
+/// The `core_vs_model` target's input.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    /// The config; a refused one is checked and ends the run.
+    pub config: ConfigInput,
+    /// The time of the first operation.
+    pub start: Start,
+    /// The operations, in order.
+    pub ops: Vec<Op>,
+}
+
+/// A ticket held by the driver: the core's and the model's, and the model's
+/// generation it was issued in.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    real: Ticket,
+    model: breaker_model::Ticket,
+    generation: u64,
+}
+
+/// The driver's state between steps.
+struct Run {
+    core: CoreBreaker,
+    model: Model,
+    threshold: u32,
+    half_open_max: u32,
+    timeout_ms: u64,
+    now: u64,
+    /// When the last transition happened: `None` before the first, when the
+    /// word still carries the initial stamp 0.
+    last_transition: Option<u64>,
+    tickets: Vec<Held>,
+}
+
+/// Runs the `core_vs_model` target's checks on one input.
+///
+/// # Panics
+///
+/// On the first disagreement between the core and the model, or a broken
+/// invariant, naming the step and the operation.
+pub fn core_vs_model(input: &Input) {
+    let config = input.config.config();
+    let expected = check_validation(&config);
+    let (clock, _mock) = breaker_core::quanta::Clock::mock();
+    let core = match (expected, CoreBreaker::with_clock(config, clock)) {
+        (Some(limits), Ok(core)) => {
+            assert_eq!(core.limits(), limits, "CoreBreaker::with_clock({config:?})");
+            core
+        }
+        (None, Err(err)) => {
+            assert_eq!(Err(err), config.validate(), "CoreBreaker::with_clock({config:?})");
+            return;
+        }
+        (expected, got) => panic!("CoreBreaker::with_clock({config:?}) = {got:?}, validate gave {expected:?}"),
+    };
+    let limits = core.limits();
+    let timeout_ms = u64::try_from(limits.timeout().as_millis()).expect("validated timeouts fit in u64 ms");
+    let mut run = Run {
+        model: Model::new(limits.threshold(), limits.half_open_max(), timeout_ms),
+        threshold: limits.threshold(),
+        half_open_max: limits.half_open_max(),
+        timeout_ms,
+        core,
+        now: input.start.millis(),
+        last_transition: None,
+        tickets: Vec::new(),
+    };
+    run.check("start", None);
+    for (step, op) in input.ops.iter().enumerate() {
+        run.step(step, *op);
+    }
+}
+
+impl Run {
+    fn step(&mut self, step: usize, op: Op) {
+        let at = Timestamp::from_millis(self.now);
+        let generation = self.model.generation();
+        match op {
+            Op::Acquire => match (self.core.acquire_at(at), self.model.acquire(self.now)) {
+                (Ok(real), Ok(model)) => self.tickets.push(Held { real, model, generation: self.model.generation() }),
+                (Err(rejected), Err(retry_after)) => {
+                    assert_eq!(
+                        rejected.retry_after().as_millis(),
+                        u128::from(retry_after),
+                        "step {step} {op:?} at {}: retry_after",
+                        self.now
+                    );
+                    assert!(
+                        (1..=self.timeout_ms).contains(&retry_after),
+                        "step {step} {op:?}: retry after {retry_after} ms with a {} ms timeout",
+                        self.timeout_ms
+                    );
+                }
+                (real, model) => {
+                    panic!("step {step} {op:?} at {}: core {real:?}, model {model:?} ({:?})", self.now, self.model)
+                }
+            },
+            Op::Record { .. } if self.tickets.is_empty() => {}
+            Op::Record { pick, outcome } => {
+                let held = self.tickets[usize::from(pick) % self.tickets.len()];
+                let real = self.core.record_at(held.real, outcome.real(), at) == Recorded::Applied;
+                let model = self.model.record(held.model, outcome.model(), self.now);
+                assert_eq!(
+                    real, model,
+                    "step {step} {op:?} at {}: applied? ticket of generation {} in generation {generation} ({:?})",
+                    self.now, held.generation, self.model
+                );
+            }
+            Op::Trip => {
+                self.core.trip_at(at);
+                self.model.trip(self.now);
+            }
+            Op::Reset => {
+                self.core.reset_at(at);
+                self.model.reset();
+            }
+            Op::Advance(jump) => self.now = jump.target_ms(self.now, &self.model, self.timeout_ms),
+            Op::Rewind(ms) => self.now = self.now.saturating_sub(u64::from(ms)),
+            Op::Peek(jump) => {
+                let then = jump.target_ms(self.now, &self.model, self.timeout_ms);
+                assert_eq!(
+                    seen(self.core.state_at(Timestamp::from_millis(then))),
+                    self.model.seen(then),
+                    "step {step} {op:?}: state_at({then}) with now {} ({:?})",
+                    self.now,
+                    self.model
+                );
+            }
+        }
+        if self.model.generation() != generation {
+            assert_eq!(self.model.generation(), generation + 1, "one step makes at most one transition");
+            self.last_transition = Some(self.now);
+        }
+        // Inside the documented generation limit: see MAX_TICKET_AGE.
+        let current = self.model.generation();
+        self.tickets.retain(|held| current - held.generation < MAX_TICKET_AGE);
+        self.check(step, Some(op));
+    }
+
+    /// Everything that must hold between steps.
+    fn check(&self, step: impl core::fmt::Display, op: Option<Op>) {
+        let word = self.core.snapshot();
+        let context = || format!("after step {step} {op:?} at {}: word {word:?}, model {:?}", self.now, self.model);
+        assert_eq!(word.phase(), stored(&self.model), "stored phase {}", context());
+        assert_eq!(word.count(), self.model.count(), "count {}", context());
+        assert_eq!(u64::from(word.epoch()), self.model.generation() % 256, "epoch {}", context());
+        assert_eq!(word.stamp(), self.last_transition.unwrap_or(0) % STAMP_MODULUS, "stamp {}", context());
+        match word.phase() {
+            State::Closed => assert!(word.count() < self.threshold, "closed count below threshold {}", context()),
+            State::HalfOpen => {
+                assert!(word.count() <= self.half_open_max, "half-open count within half_open_max {}", context())
+            }
+            State::Open => assert_eq!(word.count(), 0, "open count {}", context()),
+        }
+        assert_eq!(
+            seen(self.core.state_at(Timestamp::from_millis(self.now))),
+            self.model.seen(self.now),
+            "state_at(now) {}",
+            context()
+        );
+    }
+}
