@@ -91,7 +91,11 @@ impl CoreBreaker {
     /// late in the round can be replaced after less than a full timeout.
     #[inline]
     pub fn acquire(&self) -> Result<Ticket, Rejected> {
-        self.cell.transition(|word| transition::acquire(word, &self.limits, &mut || self.time.now()))
+        let word = self.cell.load();
+        match transition::acquire_read_only(word) {
+            Some(ticket) => Ok(ticket),
+            None => self.acquire_changing(word, &mut || self.time.now()),
+        }
     }
 
     /// [`acquire`](Self::acquire) at a time the caller gives.
@@ -109,7 +113,11 @@ impl CoreBreaker {
     /// ```
     #[inline]
     pub fn acquire_at(&self, now: Timestamp) -> Result<Ticket, Rejected> {
-        self.cell.transition(|word| transition::acquire(word, &self.limits, &mut || now))
+        let word = self.cell.load();
+        match transition::acquire_read_only(word) {
+            Some(ticket) => Ok(ticket),
+            None => self.acquire_changing(word, &mut || now),
+        }
     }
 
     /// Reports how an admitted call ended. Reads the clock only when the
@@ -119,13 +127,41 @@ impl CoreBreaker {
     /// result changes nothing and [`Recorded::Stale`] says so.
     #[inline]
     pub fn record(&self, ticket: Ticket, outcome: Outcome) -> Recorded {
-        self.cell.transition(|word| transition::record(word, ticket, outcome, &self.limits, &mut || self.time.now()))
+        let word = self.cell.load();
+        match transition::record_read_only(word, ticket, outcome) {
+            Some(recorded) => recorded,
+            None => self.record_changing(word, ticket, outcome, &mut || self.time.now()),
+        }
     }
 
     /// [`record`](Self::record) at a time the caller gives.
     #[inline]
     pub fn record_at(&self, ticket: Ticket, outcome: Outcome, now: Timestamp) -> Recorded {
-        self.cell.transition(|word| transition::record(word, ticket, outcome, &self.limits, &mut || now))
+        let word = self.cell.load();
+        match transition::record_read_only(word, ticket, outcome) {
+            Some(recorded) => recorded,
+            None => self.record_changing(word, ticket, outcome, &mut || now),
+        }
+    }
+
+    // The paths that may write or read the clock stay out of line, so that
+    // what callers inline (and their compiler weighs when deciding what to
+    // inline around it) is the healthy path's load and compare.
+
+    #[inline(never)]
+    fn acquire_changing(&self, word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Result<Ticket, Rejected> {
+        self.cell.transition_from(word, |word| transition::acquire(word, &self.limits, now))
+    }
+
+    #[inline(never)]
+    fn record_changing(
+        &self,
+        word: StateWord,
+        ticket: Ticket,
+        outcome: Outcome,
+        now: &mut impl FnMut() -> Timestamp,
+    ) -> Recorded {
+        self.cell.transition_from(word, |word| transition::record(word, ticket, outcome, &self.limits, now))
     }
 
     /// Opens the breaker now, whatever its state; an open breaker restarts

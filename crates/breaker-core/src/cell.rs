@@ -56,8 +56,15 @@ impl StateCell {
     /// cannot change the word. Left to itself the compiler keeps `record`'s
     /// larger step out of line, a call on every healthy success.
     #[inline(always)]
-    pub(crate) fn transition<D>(&self, mut step: impl FnMut(StateWord) -> Step<D>) -> D {
-        let mut current = self.load();
+    pub(crate) fn transition<D>(&self, step: impl FnMut(StateWord) -> Step<D>) -> D {
+        self.transition_from(self.load(), step)
+    }
+
+    /// [`transition`](Self::transition) from a word the caller has just
+    /// loaded (and found it could not decide on without the full step),
+    /// saving a second load. A word that has changed since fails the CAS.
+    #[inline(always)]
+    pub(crate) fn transition_from<D>(&self, mut current: StateWord, mut step: impl FnMut(StateWord) -> Step<D>) -> D {
         loop {
             let Step { decision, next } = step(current);
             if next == current {

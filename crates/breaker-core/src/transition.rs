@@ -68,6 +68,17 @@ pub(crate) fn acquire(
     }
 }
 
+/// The rows of [`acquire`] decided from the word alone that leave it as it
+/// is: a closed breaker admits. Callers try this before paying for a clock
+/// read or a CAS loop; `None` means "run [`acquire`]".
+#[inline(always)]
+pub(crate) fn acquire_read_only(word: StateWord) -> Option<Ticket> {
+    match word.phase() {
+        State::Closed => Some(Ticket::issued_in(word)),
+        State::Open | State::HalfOpen => None,
+    }
+}
+
 const fn admit(next: StateWord) -> Step<Result<Ticket, Rejected>> {
     Step::to(next, Ok(Ticket::issued_in(next)))
 }
@@ -106,6 +117,20 @@ pub(crate) fn record(
         (State::HalfOpen, Outcome::Ignored) => word.with_count(word.count().saturating_sub(1)),
     };
     Step::to(next, Recorded::Applied)
+}
+
+/// The rows of [`record`] decided from the word alone that leave it as it
+/// is and dominate a healthy service: a success on a closed word with no
+/// failure counted, an ignored call on a closed word. `None` means "run
+/// [`record`]".
+#[inline(always)]
+pub(crate) fn record_read_only(word: StateWord, ticket: Ticket, outcome: Outcome) -> Option<Recorded> {
+    let unchanged = match outcome {
+        Outcome::Success => word.count() == 0,
+        Outcome::Ignored => true,
+        Outcome::Failure => false,
+    };
+    (unchanged && word.phase() == State::Closed && ticket.belongs_to(word)).then_some(Recorded::Applied)
 }
 
 /// Opens the breaker now, whatever its state (an open one restarts its timer).

@@ -121,7 +121,7 @@ impl Breaker {
     /// let parsed: Result<u16, Error<std::num::ParseIntError>> = breaker.call(|| "8080".parse());
     /// assert_eq!(parsed, Ok(8080));
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, Error<E>> {
         self.call_with(outcome_of, f)
     }
@@ -149,7 +149,7 @@ impl Breaker {
     /// let _ = breaker.call_with(classify, || Err(HttpError::CallerTimedOut));
     /// assert_eq!((breaker.counts().successes, breaker.counts().failures), (1, 0));
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn call_with<T, E>(
         &self,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,

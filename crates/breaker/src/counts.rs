@@ -94,21 +94,39 @@ impl Tally {
     /// Adds one to `count` in this thread's slot.
     #[inline]
     pub(crate) fn add(&self, count: Count) {
+        match self.ready_slot() {
+            Some(slot) => increment(slot.counter(count)),
+            None => self.add_first(count),
+        }
+    }
+
+    /// This thread's slot if the thread has a position and the bucket holding
+    /// it exists: every call but a thread's first on this breaker.
+    #[inline(always)]
+    fn ready_slot(&self) -> Option<&Slot> {
+        let code = POSITION.with(Cell::get);
+        if code >= RETIRED {
+            return None;
+        }
+        let (bucket, offset) = Position(code).bucket_and_offset();
+        self.buckets[bucket].get()?.get(offset).map(|slot| &**slot)
+    }
+
+    /// [`add`](Self::add) for a thread's first count on this breaker (it may
+    /// need a position and a bucket) and for threads with no position.
+    #[cold]
+    #[inline(never)]
+    fn add_first(&self, count: Count) {
         match thread_position().and_then(|position| self.slot(position)) {
-            Some(slot) => {
-                let counter = slot.counter(count);
-                // Single writer: this thread owns the slot until it exits.
-                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            }
+            Some(slot) => increment(slot.counter(count)),
             None => {
                 self.shared.counter(count).fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// The slot at `position`; `None` never happens for a position the
-    /// pool hands out, but costs nothing to handle.
-    #[inline]
+    /// The slot at `position`, filling its bucket if need be; `None` never
+    /// happens for a position the pool hands out, but costs nothing to handle.
     fn slot(&self, position: Position) -> Option<&Slot> {
         let (bucket, offset) = position.bucket_and_offset();
         let slots =
@@ -130,6 +148,13 @@ impl Tally {
         }
         total
     }
+}
+
+/// Adds one to a counter only this thread writes: a plain load and store, no
+/// locked read-modify-write.
+#[inline(always)]
+fn increment(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
 /// Where a thread's slot sits in every breaker's table, worked out once when
@@ -181,7 +206,6 @@ struct IndexPool {
     free: Vec<usize>,
 }
 
-#[inline]
 fn thread_position() -> Option<Position> {
     match POSITION.with(Cell::get) {
         code if code < RETIRED => Some(Position(code)),

@@ -242,3 +242,49 @@ fn observe_reports_half_open_once_the_timeout_has_passed() {
     assert_eq!(observe(closed(4), &l, &mut never()), State::Closed);
     assert_eq!(observe(half_open(1, T0), &l, &mut never()), State::HalfOpen);
 }
+
+/// Every word of a small grid: each phase, counts at the edges, two stamps.
+fn grid() -> Vec<StateWord> {
+    let mut words = Vec::new();
+    for count in [0, 1, 2, 4] {
+        for since in [T0, T0 + 50] {
+            words.extend([closed(count), half_open(count, since), open_since(since).with_count(count)]);
+        }
+    }
+    words
+}
+
+#[test]
+fn the_read_only_acquire_agrees_with_the_full_step_and_covers_closed_words() {
+    let l = limits(5, 2, 100);
+    for word in grid() {
+        match acquire_read_only(word) {
+            Some(ticket) => {
+                let step = acquire(word, &l, &mut never());
+                assert_eq!((step.next, step.decision), (word, Ok(ticket)), "{word:?}");
+            }
+            None => assert_ne!(word.phase(), State::Closed, "a closed word must take the read-only path"),
+        }
+    }
+}
+
+#[test]
+fn the_read_only_record_agrees_with_the_full_step_and_covers_the_healthy_success() {
+    let l = limits(5, 2, 100);
+    let mut taken = 0;
+    for word in grid() {
+        for issued_in in grid() {
+            for outcome in [Outcome::Success, Outcome::Failure, Outcome::Ignored] {
+                let ticket = Ticket::issued_in(issued_in);
+                if let Some(recorded) = record_read_only(word, ticket, outcome) {
+                    taken += 1;
+                    let step = record(word, ticket, outcome, &l, &mut never());
+                    assert_eq!((step.next, step.decision), (word, recorded), "{word:?} {issued_in:?} {outcome:?}");
+                }
+            }
+        }
+    }
+    assert!(record_read_only(closed(0), Ticket::issued_in(closed(0)), Outcome::Success).is_some());
+    assert!(record_read_only(closed(3), Ticket::issued_in(closed(0)), Outcome::Ignored).is_some());
+    assert!(taken > 0);
+}
