@@ -14,6 +14,7 @@
 //! slot with `fetch_add`.
 
 use std::cell::Cell;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -76,6 +77,15 @@ impl Slot {
     }
 }
 
+/// This thread's slot in one tally, looked up ahead of time, or `None` when
+/// the count must take the slow path. Not `Send`: a slot has one writer, the
+/// thread it belongs to, so a lookup must not be used on another thread.
+#[derive(Clone, Copy)]
+pub(crate) struct ThreadSlot<'a> {
+    slot: Option<&'a Slot>,
+    _not_send: PhantomData<*const ()>,
+}
+
 /// Bucket `b` holds `2^b` slots, so 32 buckets cover 2^32 - 1 live threads.
 const BUCKETS: usize = 32;
 
@@ -91,25 +101,28 @@ impl Tally {
         Tally { buckets: [const { OnceLock::new() }; BUCKETS], shared: CachePadded::new(Slot::default()) }
     }
 
-    /// Adds one to `count` in this thread's slot.
-    #[inline]
-    pub(crate) fn add(&self, count: Count) {
-        match self.ready_slot() {
+    /// Adds one to `count` in this thread's slot, looked up earlier on this
+    /// thread with [`thread_slot`](Self::thread_slot).
+    #[inline(always)]
+    pub(crate) fn add_in(&self, slot: ThreadSlot<'_>, count: Count) {
+        match slot.slot {
             Some(slot) => increment(slot.counter(count)),
             None => self.add_first(count),
         }
     }
 
-    /// This thread's slot if the thread has a position and the bucket holding
-    /// it exists: every call but a thread's first on this breaker.
+    /// This thread's slot, if the thread has a position and the bucket
+    /// holding it exists: every call but a thread's first on this breaker.
     #[inline(always)]
-    fn ready_slot(&self) -> Option<&Slot> {
+    pub(crate) fn thread_slot(&self) -> ThreadSlot<'_> {
         let code = POSITION.with(Cell::get);
-        if code >= RETIRED {
-            return None;
-        }
-        let (bucket, offset) = Position(code).bucket_and_offset();
-        self.buckets[bucket].get()?.get(offset).map(|slot| &**slot)
+        let slot = if code < RETIRED {
+            let (bucket, offset) = Position(code).bucket_and_offset();
+            self.buckets[bucket].get().and_then(|slots| slots.get(offset)).map(|slot| &**slot)
+        } else {
+            None
+        };
+        ThreadSlot { slot, _not_send: PhantomData }
     }
 
     /// [`add`](Self::add) for a thread's first count on this breaker (it may
@@ -257,6 +270,12 @@ impl Drop for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Tally {
+        fn add(&self, count: Count) {
+            self.add_in(self.thread_slot(), count);
+        }
+    }
 
     #[test]
     fn positions_fill_buckets_in_order_and_give_the_index_back() {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use breaker_core::{Outcome, Recorded, Ticket};
 
 use crate::Breaker;
+use crate::counts::ThreadSlot;
 
 /// An admitted call, borrowed from its [`Breaker`]: report how it ended with
 /// [`record`](PermitOf::record), [`success`](PermitOf::success) or
@@ -59,6 +60,14 @@ impl<B: Deref<Target = Breaker>> PermitOf<B> {
     #[inline(always)]
     pub fn record(mut self, outcome: Outcome) -> Recorded {
         self.record_in_place(outcome)
+    }
+
+    /// [`record`](Self::record) counting in a slot the caller looked up on
+    /// this thread.
+    #[inline(always)]
+    pub(crate) fn record_in(mut self, slot: ThreadSlot<'_>, outcome: Outcome) -> Recorded {
+        self.on_drop = None;
+        self.breaker.settle_in(slot, self.ticket, outcome)
     }
 
     /// [`record`](Self::record) without moving the permit, for callers that

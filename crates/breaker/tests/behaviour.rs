@@ -333,6 +333,27 @@ fn counts_from_eight_threads_add_up_exactly() {
 }
 
 #[test]
+fn a_threads_first_call_counts_through_every_entry_point() {
+    // A thread's first count on a breaker takes the slow path that finds its
+    // slot; each entry point must get there for an outcome and a rejection.
+    type Entry = fn(&Breaker) -> bool;
+    let entries: [(&str, Entry); 3] = [
+        ("call", |b| b.call(|| Ok::<_, ()>(())).is_ok()),
+        ("try_acquire", |b| b.try_acquire().map(|permit| permit.success()).is_ok()),
+        ("call_async", |b| {
+            matches!(poll_once(std::pin::pin!(b.call_async(async { Ok::<_, ()>(()) }))), Poll::Ready(Ok(())))
+        }),
+    ];
+    for (name, entry) in entries {
+        let (b, _mock) = breaker(5, 1, 1_000);
+        std::thread::scope(|scope| scope.spawn(|| assert!(entry(&b), "{name}")).join().unwrap());
+        b.trip();
+        std::thread::scope(|scope| scope.spawn(|| assert!(!entry(&b), "{name}")).join().unwrap());
+        assert_eq!(b.counts(), Counts { successes: 1, failures: 0, rejections: 1 }, "{name}");
+    }
+}
+
+#[test]
 fn construction_errors_name_the_field_and_new_panics_with_the_message() {
     let err = Breaker::try_new(Config { timeout: Duration::MAX, ..Config::default() }).unwrap_err();
     assert_eq!(err.field(), "timeout");
