@@ -19,7 +19,7 @@ use std::sync::{Barrier, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use breaker::{Breaker, Config};
+use breaker::{Breaker, Config, RecentClock};
 use breaker_core::{CoreBreaker, Outcome};
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::CircuitBreaker as _;
@@ -226,6 +226,14 @@ fn open_reject(c: &mut Criterion) {
     let breaker = ours();
     breaker.trip();
     group.bench_function("breaker", |b| b.iter(|| black_box(ok(breaker.call(downstream_ok)))));
+    {
+        // The opt-in coarse clock, reported on its own; its upkeep thread
+        // runs only while this group does.
+        let clock = RecentClock::start().expect("no other upkeep thread in the bench process");
+        let breaker = Breaker::from_core(CoreBreaker::with_recent_clock(Config::default(), clock).unwrap());
+        breaker.trip();
+        group.bench_function("breaker_recent_clock", |b| b.iter(|| black_box(ok(breaker.call(downstream_ok)))));
+    }
     let peer = failsafe_peer();
     for _ in 0..5 {
         let _ = peer.call(downstream_err);
@@ -317,6 +325,12 @@ fn core(c: &mut Criterion) {
     group.bench_function("acquire_open_clock", |b| b.iter(|| black_box(open.acquire().is_ok())));
     let at = open.now();
     group.bench_function("acquire_open_at", |b| b.iter(|| black_box(open.acquire_at(black_box(at)).is_ok())));
+    {
+        let clock = RecentClock::start().expect("no other upkeep thread in the bench process");
+        let open = CoreBreaker::with_recent_clock(Config::default(), clock).unwrap();
+        open.trip();
+        group.bench_function("acquire_open_recent_clock", |b| b.iter(|| black_box(open.acquire().is_ok())));
+    }
     group.finish();
 }
 

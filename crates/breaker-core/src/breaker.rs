@@ -6,6 +6,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::cell::StateCell;
 use crate::config::{Config, ConfigError, Limits};
+use crate::recent_clock::RecentClock;
 use crate::ticket::{Outcome, Recorded, Rejected, Ticket};
 use crate::time::{TimeSource, Timestamp};
 use crate::transition;
@@ -75,6 +76,28 @@ impl CoreBreaker {
             cell: CachePadded::new(StateCell::new()),
             limits: config.validate()?,
             time: TimeSource::new(clock),
+        })
+    }
+
+    /// A breaker on a [`RecentClock`]: rejections while open cost a shared
+    /// load instead of a cycle-counter read, and the breaker's time lags by
+    /// up to a tick plus the upkeep thread's scheduling delay.
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker, RecentClock};
+    ///
+    /// let clock = RecentClock::start()?;
+    /// let breaker = CoreBreaker::with_recent_clock(Config::default(), clock)?;
+    /// let ticket = breaker.acquire()?;
+    /// breaker.record(ticket, breaker_core::Outcome::Success);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_recent_clock(config: Config, clock: RecentClock) -> Result<CoreBreaker, ConfigError> {
+        let (clock, upkeep) = clock.into_parts();
+        Ok(CoreBreaker {
+            cell: CachePadded::new(StateCell::new()),
+            limits: config.validate()?,
+            time: TimeSource::recent(clock, Some(upkeep)),
         })
     }
 

@@ -42,6 +42,7 @@
 mod breaker;
 mod cell;
 mod config;
+mod recent_clock;
 mod sync;
 mod ticket;
 mod time;
@@ -50,6 +51,7 @@ mod word;
 
 pub use breaker::CoreBreaker;
 pub use config::{Config, ConfigError, Limits};
+pub use recent_clock::RecentClock;
 pub use ticket::{Outcome, Recorded, Rejected, Ticket};
 pub use time::{TICK, Timestamp};
 pub use word::{State, StateWord};

@@ -6,6 +6,7 @@
 //! time-explicit API never deal with the field's width.
 
 use core::time::Duration;
+use std::sync::Arc;
 
 /// The resolution of the breaker's clock: one millisecond.
 ///
@@ -64,16 +65,31 @@ pub(crate) const fn ticks_rounded_up(duration: Duration) -> u128 {
     duration.as_nanos().div_ceil(NANOS_PER_TICK)
 }
 
-/// A breaker's clock: a `quanta::Clock` and the moment the breaker counts from.
+/// A breaker's clock: a `quanta::Clock`, how it is read, and the moment the
+/// breaker counts from.
 #[derive(Clone, Debug)]
 pub(crate) struct TimeSource {
     clock: quanta::Clock,
-    /// The base as the clock's raw counter, which [`now`](Self::now) reads.
-    base_raw: u64,
-    /// How a raw counter difference becomes milliseconds.
-    scale: RawScale,
-    /// The same moment as an `Instant`, for instants callers hand in.
+    reading: Reading,
+    /// The base as an `Instant`, for instants callers hand in and the coarse
+    /// reading.
     base: quanta::Instant,
+}
+
+/// How [`TimeSource::now`] reads the clock.
+#[derive(Clone, Debug)]
+enum Reading {
+    /// The raw counter, exact to the tick.
+    Counter {
+        /// The base as the clock's raw counter.
+        base_raw: u64,
+        /// How a raw counter difference becomes milliseconds.
+        scale: RawScale,
+    },
+    /// quanta's recent time, kept fresh by the upkeep thread this handle
+    /// keeps alive (see [`RecentClock`](crate::RecentClock)); `None` only in
+    /// unit tests on a mock clock, whose recent time is its mock time.
+    Recent(#[allow(dead_code, reason = "held for its drop, which stops the thread")] Option<Arc<quanta::Handle>>),
 }
 
 /// Raw counter units to milliseconds, worked out once from the clock.
@@ -119,20 +135,31 @@ impl TimeSource {
     pub(crate) fn new(clock: quanta::Clock) -> TimeSource {
         let base_raw = clock.raw();
         let base = clock.scaled(base_raw);
-        TimeSource { scale: RawScale::of(&clock), clock, base_raw, base }
+        TimeSource { reading: Reading::Counter { base_raw, scale: RawScale::of(&clock) }, clock, base }
+    }
+
+    /// A time source on quanta's recent time, which `upkeep`'s thread keeps
+    /// fresh for as long as this source (or a clone) lives.
+    pub(crate) fn recent(clock: quanta::Clock, upkeep: Option<Arc<quanta::Handle>>) -> TimeSource {
+        let base = clock.now();
+        TimeSource { clock, reading: Reading::Recent(upkeep), base }
     }
 
     /// Reads the clock. This is the only place the core does.
     ///
     /// The raw counter and one multiply to milliseconds are cheaper than
     /// `Clock::now` and a `Duration` (about 1.5 ns of a 13 ns read here); a
-    /// counter reading before the base counts as the base. Kept out of line:
-    /// only slow paths (open, full half-open, transitions) read the clock, and
-    /// inlining it would bloat the fast paths around it.
-    #[inline(never)]
+    /// counter reading before the base counts as the base. Inlined into the
+    /// out-of-line slow paths that read the clock (an open or full half-open
+    /// acquire, a transition), never into the healthy path.
+    #[inline]
     pub(crate) fn now(&self) -> Timestamp {
-        let raw_elapsed = self.clock.raw().saturating_sub(self.base_raw);
-        Timestamp(self.scale.to_ticks(raw_elapsed))
+        match &self.reading {
+            Reading::Counter { base_raw, scale } => {
+                Timestamp(scale.to_ticks(self.clock.raw().saturating_sub(*base_raw)))
+            }
+            Reading::Recent(_) => self.timestamp(self.clock.recent()),
+        }
     }
 
     /// An instant of this breaker's clock as a [`Timestamp`]; instants before
@@ -202,6 +229,17 @@ mod tests {
         assert_eq!(scale.to_ticks(2_999_999), 0);
         assert_eq!(scale.to_ticks(6_000_000), 1, "rounded down: time never runs ahead");
         assert_eq!(scale.to_ticks(6_000_100), 2);
+    }
+
+    #[test]
+    fn the_recent_reading_follows_the_clocks_recent_time() {
+        // A mock clock's recent time is its mock time: no upkeep thread needed.
+        let (clock, mock) = quanta::Clock::mock();
+        mock.increment(Duration::from_secs(10));
+        let time = TimeSource::recent(clock, None);
+        assert_eq!(time.now(), Timestamp::ZERO);
+        mock.increment(Duration::from_micros(2_500));
+        assert_eq!(time.now(), Timestamp::from_millis(2));
     }
 
     #[test]

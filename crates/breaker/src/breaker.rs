@@ -106,7 +106,25 @@ impl Breaker {
     /// assert!(Breaker::try_with_clock(Config { threshold: 1 << 20, ..Config::default() }, clock).is_err());
     /// ```
     pub fn try_with_clock(config: Config, clock: quanta::Clock) -> Result<Breaker, ConfigError> {
-        Ok(Breaker { core: CoreBreaker::with_clock(config, clock)?, tally: Tally::new() })
+        CoreBreaker::with_clock(config, clock).map(Breaker::from_core)
+    }
+
+    /// A breaker on a core built by hand: for clocks and options only the
+    /// core's constructors offer, such as the coarse [`RecentClock`](crate::RecentClock),
+    /// whose rejections cost a shared load instead of a cycle-counter read
+    /// and whose time lags by up to a millisecond or so.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, CoreBreaker, RecentClock};
+    ///
+    /// let clock = RecentClock::start()?; // one per process: clone it for more breakers
+    /// let breaker = Breaker::from_core(CoreBreaker::with_recent_clock(Config::default(), clock)?);
+    /// breaker.trip();
+    /// assert!(breaker.call(|| Ok::<_, ()>(())).unwrap_err().is_open());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_core(core: CoreBreaker) -> Breaker {
+        Breaker { core, tally: Tally::new() }
     }
 
     /// Runs `f` if the breaker lets it through; every `Err` counts as a

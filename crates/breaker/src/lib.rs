@@ -45,6 +45,11 @@
 //! slot only the calling thread writes, so threads sharing a breaker never
 //! write a shared cache line while the downstream is healthy. The state
 //! machine lives in [`breaker_core`]; see its docs for the packed state word.
+//!
+//! Rejecting a call while open reads the clock, which is most of its cost
+//! (about 17 ns here). A program whose breakers reject at high rates can opt
+//! into a coarse clock kept by a background thread, [`RecentClock`], through
+//! [`Breaker::from_core`].
 
 mod breaker;
 mod call_future;
@@ -57,7 +62,7 @@ pub use counts::Counts;
 pub use error::Error;
 pub use permit::{OwnedPermit, Permit, PermitOf};
 
-pub use breaker_core::{Config, ConfigError, Outcome, Recorded, Rejected, State};
+pub use breaker_core::{Config, ConfigError, CoreBreaker, Outcome, RecentClock, Recorded, Rejected, State};
 
 /// The clock crate the breaker runs on, re-exported so that
 /// `breaker::quanta::Clock::mock()` in tests matches the breaker's version.
