@@ -115,13 +115,10 @@ impl Tally {
     /// holding it exists: every call but a thread's first on this breaker.
     #[inline(always)]
     pub(crate) fn thread_slot(&self) -> ThreadSlot<'_> {
-        let code = POSITION.with(Cell::get);
-        let slot = if code < RETIRED {
-            let (bucket, offset) = Position(code).bucket_and_offset();
-            self.buckets[bucket].get().and_then(|slots| slots.get(offset)).map(|slot| &**slot)
-        } else {
-            None
-        };
+        // The two codes that are not positions decode to offsets past the end
+        // of the last bucket, so the bounds check turns them away too.
+        let (bucket, offset) = Position(POSITION.with(Cell::get)).bucket_and_offset();
+        let slot = self.buckets[bucket].get().and_then(|slots| slots.get(offset)).map(|slot| &**slot);
         ThreadSlot { slot, _not_send: PhantomData }
     }
 
@@ -180,6 +177,11 @@ struct Position(u64);
 /// The two thread-local values that are not positions (no bucket is this high).
 const UNASSIGNED: u64 = u64::MAX;
 const RETIRED: u64 = u64::MAX - 1;
+const _: () = {
+    let last_bucket_len = 1 << (BUCKETS - 1);
+    assert!(Position(UNASSIGNED).bucket_and_offset().1 >= last_bucket_len);
+    assert!(Position(RETIRED).bucket_and_offset().1 >= last_bucket_len);
+};
 /// The largest index a bucket holds.
 const LAST_INDEX: usize = (1 << BUCKETS) - 2;
 
