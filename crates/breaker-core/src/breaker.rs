@@ -72,11 +72,7 @@ impl CoreBreaker {
     /// A breaker on the given clock; `quanta::Clock::mock()` in tests, so
     /// time moves only when the test says so.
     pub fn with_clock(config: Config, clock: quanta::Clock) -> Result<CoreBreaker, ConfigError> {
-        Ok(CoreBreaker {
-            cell: CachePadded::new(StateCell::new()),
-            limits: config.validate()?,
-            time: TimeSource::new(clock),
-        })
+        CoreBreaker::with_time(config, TimeSource::new(clock))
     }
 
     /// A breaker on a [`RecentClock`]: rejections while open cost a shared
@@ -94,11 +90,11 @@ impl CoreBreaker {
     /// ```
     pub fn with_recent_clock(config: Config, clock: RecentClock) -> Result<CoreBreaker, ConfigError> {
         let (clock, upkeep) = clock.into_parts();
-        Ok(CoreBreaker {
-            cell: CachePadded::new(StateCell::new()),
-            limits: config.validate()?,
-            time: TimeSource::recent(clock, Some(upkeep)),
-        })
+        CoreBreaker::with_time(config, TimeSource::recent(clock, Some(upkeep)))
+    }
+
+    fn with_time(config: Config, time: TimeSource) -> Result<CoreBreaker, ConfigError> {
+        Ok(CoreBreaker { cell: CachePadded::new(StateCell::new()), limits: config.validate()?, time })
     }
 
     /// Asks to let one call through, reading the clock only if the breaker is
