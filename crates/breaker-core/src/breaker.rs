@@ -24,7 +24,9 @@ use crate::word::{State, StateWord};
 /// instead of reading the clock, for callers that already hold one and for
 /// tests, models and fuzzers. Mixing the two on one breaker is fine as long as
 /// the timestamps come from [`now`](Self::now) or
-/// [`timestamp`](Self::timestamp) of the same breaker.
+/// [`timestamp`](Self::timestamp) of the same breaker (on a
+/// [`RecentClock`], `timestamp` caps instants at the clock's lagging time, so
+/// that a timestamp never runs ahead of the ones transitions are stamped with).
 ///
 /// ```
 /// use breaker_core::{Config, CoreBreaker, Outcome, State};
@@ -77,20 +79,20 @@ impl CoreBreaker {
 
     /// A breaker on a [`RecentClock`]: rejections while open cost a shared
     /// load instead of a cycle-counter read, and the breaker's time lags by
-    /// up to a tick plus the upkeep thread's scheduling delay.
+    /// up to a tick plus the upkeep thread's scheduling delay (see
+    /// [`RecentClock`] for the trade).
     ///
     /// ```
     /// use breaker_core::{Config, CoreBreaker, RecentClock};
     ///
-    /// let clock = RecentClock::start()?;
+    /// let clock = RecentClock::shared()?;
     /// let breaker = CoreBreaker::with_recent_clock(Config::default(), clock)?;
     /// let ticket = breaker.acquire()?;
     /// breaker.record(ticket, breaker_core::Outcome::Success);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_recent_clock(config: Config, clock: RecentClock) -> Result<CoreBreaker, ConfigError> {
-        let (clock, upkeep) = clock.into_parts();
-        CoreBreaker::with_time(config, TimeSource::recent(clock, Some(upkeep)))
+        CoreBreaker::with_time(config, TimeSource::recent(clock.into_clock()))
     }
 
     fn with_time(config: Config, time: TimeSource) -> Result<CoreBreaker, ConfigError> {

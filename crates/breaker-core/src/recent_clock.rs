@@ -1,29 +1,35 @@
 //! [`RecentClock`]: an opt-in coarse clock for breakers that reject a lot.
 
-use std::sync::Arc;
+use std::sync::{Mutex, PoisonError};
 
 use crate::time::TICK;
 
-/// A coarse clock: the time kept by a background thread that refreshes it
-/// every [`TICK`] (quanta's `recent` time and its upkeep thread), for breakers
-/// built with [`CoreBreaker::with_recent_clock`](crate::CoreBreaker::with_recent_clock).
+/// A coarse clock: quanta's "recent" time, which a background thread
+/// refreshes every [`TICK`], for breakers built with
+/// [`CoreBreaker::with_recent_clock`](crate::CoreBreaker::with_recent_clock)
+/// (or the facade's `Breaker::with_recent_clock`).
 ///
-/// Reading it is a shared load instead of a cycle-counter read, which is most
-/// of what an open breaker's rejection costs (about 17 ns here with the
-/// default clock). The price: the breaker's time lags real time by up to a
-/// tick plus however late the upkeep thread is scheduled, so an open breaker
-/// lets its first probe through that much later, and a program gains a
-/// thread. The thread runs as long as any clone of this clock (or any breaker
-/// built on it) is alive, so a breaker can never be left with a frozen clock
-/// that would keep it open for good.
+/// Reading it is a load of one shared word instead of a cycle-counter read,
+/// which is most of what an open breaker's rejection costs with the default
+/// clock (17 ns against 6 ns here; `BENCHMARKS.md` has the numbers).
 ///
-/// One upkeep thread serves the whole process: start one `RecentClock` and
-/// clone it for every breaker.
+/// The price:
+/// - The breaker's time lags real time by up to a tick plus however late the
+///   thread is scheduled, so an open breaker lets its first probe through that
+///   much later than its timeout. On a starved machine the lag has no bound.
+/// - The process gains a thread (named `quanta-upkeep`) that wakes every tick.
+///   It is started by the first [`shared`](Self::shared) and runs until the
+///   process exits, so a breaker on this clock can never be left with time
+///   that has stopped (which would keep an open breaker open for good).
+/// - The recent time is one value for the whole process. Code that sets it by
+///   hand (`quanta::set_recent`) moves every such breaker's clock, and a
+///   child made by `fork` has no upkeep thread: its breakers' time stands
+///   still. Do not use this clock in a process that forks without `exec`.
 ///
 /// ```
 /// use breaker_core::{Config, CoreBreaker, RecentClock, State};
 ///
-/// let clock = RecentClock::start()?;
+/// let clock = RecentClock::shared()?;
 /// let breaker = CoreBreaker::with_recent_clock(Config::default(), clock.clone())?;
 /// breaker.trip();
 /// assert!(breaker.acquire().is_err()); // rejected without reading the cycle counter
@@ -33,27 +39,32 @@ use crate::time::TICK;
 #[derive(Clone, Debug)]
 pub struct RecentClock {
     clock: quanta::Clock,
-    /// Dropping the last clone stops the thread.
-    upkeep: Arc<quanta::Handle>,
 }
 
+/// The process's upkeep thread, once started. A static is never dropped, so
+/// the thread is never stopped.
+static UPKEEP: Mutex<Option<quanta::Handle>> = Mutex::new(None);
+
 impl RecentClock {
-    /// Starts the upkeep thread.
+    /// The process's recent clock, starting its upkeep thread on first use.
     ///
     /// # Errors
     ///
-    /// [`quanta::Error::UpkeepRunning`] if an upkeep thread is already
-    /// running in this process (another `RecentClock`, or quanta's `Upkeep`
-    /// started elsewhere): clone the first clock instead. Also an error if
-    /// the thread cannot be spawned.
-    pub fn start() -> Result<RecentClock, quanta::Error> {
+    /// [`quanta::Error::UpkeepRunning`] if quanta's upkeep thread was started
+    /// by other code (its owner could stop it, freezing the time, so this
+    /// clock does not rely on it); an error if the thread cannot be spawned.
+    /// A later call tries again.
+    pub fn shared() -> Result<RecentClock, quanta::Error> {
         let clock = quanta::Clock::new();
-        let upkeep = quanta::Upkeep::new_with_clock(TICK, clock.clone()).start()?;
-        Ok(RecentClock { clock, upkeep: Arc::new(upkeep) })
+        let mut upkeep = UPKEEP.lock().unwrap_or_else(PoisonError::into_inner);
+        if upkeep.is_none() {
+            *upkeep = Some(quanta::Upkeep::new_with_clock(TICK, clock.clone()).start()?);
+        }
+        Ok(RecentClock { clock })
     }
 
-    pub(crate) fn into_parts(self) -> (quanta::Clock, Arc<quanta::Handle>) {
-        (self.clock, self.upkeep)
+    pub(crate) fn into_clock(self) -> quanta::Clock {
+        self.clock
     }
 }
 
@@ -61,19 +72,14 @@ impl RecentClock {
 mod tests {
     use super::*;
 
-    // The only test in this binary that starts an upkeep thread: there is one
-    // per process.
     #[test]
-    fn one_upkeep_thread_per_process_until_the_last_clone_drops() {
+    fn one_upkeep_thread_serves_every_clone_and_call() {
         let before = quanta::Clock::new().now();
-        let clock = RecentClock::start().expect("no other upkeep thread runs in this test binary");
+        let clock = RecentClock::shared().expect("no other code starts quanta's upkeep in this test binary");
         // Set before the thread starts: never the zero that would freeze time.
         assert!(clock.clock.recent() >= before);
-        let clone = clock.clone();
-        assert!(matches!(RecentClock::start(), Err(quanta::Error::UpkeepRunning)));
-        drop(clock);
-        assert!(matches!(RecentClock::start(), Err(quanta::Error::UpkeepRunning)), "a clone still holds it");
-        drop(clone);
-        assert!(RecentClock::start().is_ok(), "the last drop stopped the thread");
+        assert!(RecentClock::shared().is_ok(), "a second call shares the running thread");
+        let other = quanta::Upkeep::new(TICK).start();
+        assert!(matches!(other, Err(quanta::Error::UpkeepRunning)), "the thread is running");
     }
 }

@@ -6,7 +6,6 @@
 //! time-explicit API never deal with the field's width.
 
 use core::time::Duration;
-use std::sync::Arc;
 
 /// The resolution of the breaker's clock: one millisecond.
 ///
@@ -77,7 +76,7 @@ pub(crate) struct TimeSource {
 }
 
 /// How [`TimeSource::now`] reads the clock.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 enum Reading {
     /// The raw counter, exact to the tick.
     Counter {
@@ -86,10 +85,10 @@ enum Reading {
         /// How a raw counter difference becomes milliseconds.
         scale: RawScale,
     },
-    /// quanta's recent time, kept fresh by the upkeep thread this handle
-    /// keeps alive (see [`RecentClock`](crate::RecentClock)); `None` only in
-    /// unit tests on a mock clock, whose recent time is its mock time.
-    Recent(#[allow(dead_code, reason = "held for its drop, which stops the thread")] Option<Arc<quanta::Handle>>),
+    /// quanta's recent time, kept fresh by the upkeep thread of
+    /// [`RecentClock`](crate::RecentClock) (or, for a mock clock, the mock
+    /// time itself).
+    Recent,
 }
 
 /// Raw counter units to milliseconds, worked out once from the clock.
@@ -101,6 +100,9 @@ enum RawScale {
     /// A cycle counter (the TSC): milliseconds are `raw * factor >> 64`, one
     /// multiply instead of quanta's scaling to nanoseconds and a division.
     Factor(u64),
+    /// A counter too slow for a 64-bit factor (below 1 kHz; quanta uses
+    /// none): quanta's scaling to nanoseconds and a division.
+    ViaNanos,
 }
 
 /// The counter span the scale is measured over: long enough that quanta's
@@ -116,17 +118,17 @@ impl RawScale {
         }
         // nanos per raw unit, times 2^64, over nanos per millisecond; rounded
         // down, so time never runs ahead of the clock and timeouts are never
-        // shortened. A counter slower than 1 kHz would not fit; none exists
-        // that quanta uses, but fall back to the exact path rather than wrap.
+        // shortened.
         let factor = (u128::from(nanos) << (64 - SCALE_SPAN_LOG2)) / NANOS_PER_TICK;
-        u64::try_from(factor).map_or(RawScale::Nanos, RawScale::Factor)
+        u64::try_from(factor).map_or(RawScale::ViaNanos, RawScale::Factor)
     }
 
     #[inline(always)]
-    fn to_ticks(self, raw_elapsed: u64) -> u64 {
+    fn to_ticks(self, raw_elapsed: u64, clock: &quanta::Clock) -> u64 {
         match self {
             RawScale::Nanos => raw_elapsed / NANOS_PER_TICK as u64,
             RawScale::Factor(factor) => ((u128::from(raw_elapsed) * u128::from(factor)) >> 64) as u64,
+            RawScale::ViaNanos => clock.delta_as_nanos(0, raw_elapsed) / NANOS_PER_TICK as u64,
         }
     }
 }
@@ -138,34 +140,45 @@ impl TimeSource {
         TimeSource { reading: Reading::Counter { base_raw, scale: RawScale::of(&clock) }, clock, base }
     }
 
-    /// A time source on quanta's recent time, which `upkeep`'s thread keeps
-    /// fresh for as long as this source (or a clone) lives.
-    pub(crate) fn recent(clock: quanta::Clock, upkeep: Option<Arc<quanta::Handle>>) -> TimeSource {
+    /// A time source on quanta's recent time, which [`RecentClock`](crate::RecentClock)'s
+    /// upkeep thread keeps fresh; a mock clock's recent time is its mock time.
+    pub(crate) fn recent(clock: quanta::Clock) -> TimeSource {
         let base = clock.now();
-        TimeSource { clock, reading: Reading::Recent(upkeep), base }
+        TimeSource { clock, reading: Reading::Recent, base }
     }
 
     /// Reads the clock. This is the only place the core does.
     ///
     /// The raw counter and one multiply to milliseconds are cheaper than
     /// `Clock::now` and a `Duration` (about 1.5 ns of a 13 ns read here); a
-    /// counter reading before the base counts as the base. Inlined into the
-    /// out-of-line slow paths that read the clock (an open or full half-open
-    /// acquire, a transition), never into the healthy path.
+    /// counter reading before the base counts as the base. Inlined where the
+    /// time is needed: the out-of-line slow paths of acquire and record, and
+    /// `state`, `trip`, `reset` and `now`; never into the healthy path.
     #[inline]
     pub(crate) fn now(&self) -> Timestamp {
-        match &self.reading {
+        match self.reading {
             Reading::Counter { base_raw, scale } => {
-                Timestamp(scale.to_ticks(self.clock.raw().saturating_sub(*base_raw)))
+                Timestamp(scale.to_ticks(self.clock.raw().saturating_sub(base_raw), &self.clock))
             }
-            Reading::Recent(_) => self.timestamp(self.clock.recent()),
+            Reading::Recent => self.since_base(self.clock.recent()),
         }
     }
 
     /// An instant of this breaker's clock as a [`Timestamp`]; instants before
-    /// the base instant map to [`Timestamp::ZERO`].
+    /// the base instant map to [`Timestamp::ZERO`]. On the recent clock,
+    /// instants after its current (lagging) time map to that time: a
+    /// timestamp ahead of the one transitions are stamped with would shorten
+    /// timeouts.
     #[inline]
     pub(crate) fn timestamp(&self, instant: quanta::Instant) -> Timestamp {
+        match self.reading {
+            Reading::Counter { .. } => self.since_base(instant),
+            Reading::Recent => self.since_base(instant).min(self.now()),
+        }
+    }
+
+    #[inline]
+    fn since_base(&self, instant: quanta::Instant) -> Timestamp {
         Timestamp::from_elapsed(instant.saturating_duration_since(self.base))
     }
 }
@@ -207,8 +220,8 @@ mod tests {
         let (clock, _mock) = quanta::Clock::mock();
         let scale = RawScale::of(&clock);
         assert_eq!(scale, RawScale::Nanos);
-        assert_eq!(scale.to_ticks(1_999_999), 1);
-        assert_eq!(scale.to_ticks(2_000_000), 2, "a whole millisecond must not read as one less");
+        assert_eq!(scale.to_ticks(1_999_999, &clock), 1);
+        assert_eq!(scale.to_ticks(2_000_000, &clock), 2, "a whole millisecond must not read as one less");
     }
 
     #[test]
@@ -217,18 +230,20 @@ mod tests {
         let scale = RawScale::of(&clock);
         for raw in [0, 1, 1_000, 1_000_000, 1 << 30, 1 << 40, 1 << 50, 1 << 60] {
             let quanta_ticks = clock.delta_as_nanos(0, raw) / 1_000_000;
-            let ours = scale.to_ticks(raw);
-            assert!(ours.abs_diff(quanta_ticks) <= 1, "raw {raw}: {ours} ms against quanta's {quanta_ticks} ms");
+            let ours = scale.to_ticks(raw, &clock);
+            // Never ahead of quanta (a timeout must not be shortened), at most a tick behind.
+            assert!(ours <= quanta_ticks && quanta_ticks - ours <= 1, "raw {raw}: {ours} ms, quanta {quanta_ticks} ms");
         }
     }
 
     #[test]
     fn a_cycle_counter_scale_rounds_down() {
         // A 3 GHz counter: 1/3 ns per unit, so 3 million units are one ms.
+        let clock = quanta::Clock::new();
         let scale = RawScale::Factor(((1u128 << 64) / 3 / 1_000_000) as u64);
-        assert_eq!(scale.to_ticks(2_999_999), 0);
-        assert_eq!(scale.to_ticks(6_000_000), 1, "rounded down: time never runs ahead");
-        assert_eq!(scale.to_ticks(6_000_100), 2);
+        assert_eq!(scale.to_ticks(2_999_999, &clock), 0);
+        assert_eq!(scale.to_ticks(6_000_000, &clock), 1, "rounded down: time never runs ahead");
+        assert_eq!(scale.to_ticks(6_000_100, &clock), 2);
     }
 
     #[test]
@@ -236,10 +251,17 @@ mod tests {
         // A mock clock's recent time is its mock time: no upkeep thread needed.
         let (clock, mock) = quanta::Clock::mock();
         mock.increment(Duration::from_secs(10));
-        let time = TimeSource::recent(clock, None);
+        let time = TimeSource::recent(clock.clone());
         assert_eq!(time.now(), Timestamp::ZERO);
         mock.increment(Duration::from_micros(2_500));
         assert_eq!(time.now(), Timestamp::from_millis(2));
+        assert_eq!(time.timestamp(clock.now()), Timestamp::from_millis(2));
+        // An instant ahead of the recent time is capped at it; the counter
+        // reading has no lag to protect and takes the instant as it is.
+        let ahead = clock.now() + Duration::from_millis(5);
+        assert_eq!(time.timestamp(ahead), Timestamp::from_millis(2));
+        let counter = TimeSource::new(clock); // based at the current mock time
+        assert_eq!(counter.timestamp(ahead), Timestamp::from_millis(5));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use core::future::Future;
 use std::sync::Arc;
 
 use breaker_core::quanta;
-use breaker_core::{Config, ConfigError, CoreBreaker, Outcome, Recorded, Rejected, State, Ticket};
+use breaker_core::{Config, ConfigError, CoreBreaker, Outcome, RecentClock, Recorded, Rejected, State, Ticket};
 
 use crate::call_future::CallFuture;
 use crate::counts::{Count, Counts, Tally, ThreadSlot};
@@ -109,19 +109,47 @@ impl Breaker {
         CoreBreaker::with_clock(config, clock).map(Breaker::from_core)
     }
 
-    /// A breaker on a core built by hand: for clocks and options only the
-    /// core's constructors offer, such as the coarse [`RecentClock`](crate::RecentClock),
-    /// whose rejections cost a shared load instead of a cycle-counter read
-    /// and whose time lags by up to a millisecond or so.
+    /// A breaker on the coarse [`RecentClock`]: a rejection while open costs
+    /// a shared load instead of a cycle-counter read, and the breaker's time
+    /// lags real time by about a millisecond (see [`RecentClock`] for the
+    /// trade).
+    ///
+    /// # Panics
+    ///
+    /// As [`new`](Self::new).
     ///
     /// ```
-    /// use breaker::{Breaker, Config, CoreBreaker, RecentClock};
+    /// use breaker::{Breaker, Config, RecentClock};
     ///
-    /// let clock = RecentClock::start()?; // one per process: clone it for more breakers
-    /// let breaker = Breaker::from_core(CoreBreaker::with_recent_clock(Config::default(), clock)?);
+    /// let clock = RecentClock::shared()?; // starts the process's upkeep thread once
+    /// let breaker = Breaker::with_recent_clock(Config::default(), clock);
     /// breaker.trip();
     /// assert!(breaker.call(|| Ok::<_, ()>(())).unwrap_err().is_open());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_recent_clock(config: Config, clock: RecentClock) -> Breaker {
+        Breaker::try_with_recent_clock(config, clock).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// [`with_recent_clock`](Self::with_recent_clock) that returns the error
+    /// instead of panicking.
+    pub fn try_with_recent_clock(config: Config, clock: RecentClock) -> Result<Breaker, ConfigError> {
+        CoreBreaker::with_recent_clock(config, clock).map(Breaker::from_core)
+    }
+
+    /// A breaker on a core built by hand, for options only the core's
+    /// constructors offer. The counts start at zero whatever the core has
+    /// seen.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, CoreBreaker, State};
+    ///
+    /// let core = CoreBreaker::new(Config::default())?;
+    /// core.trip();
+    /// let breaker = Breaker::from_core(core);
+    /// assert_eq!(breaker.state(), State::Open);
+    /// assert_eq!(breaker.counts().rejections, 0);
+    /// # Ok::<(), breaker::ConfigError>(())
     /// ```
     pub fn from_core(core: CoreBreaker) -> Breaker {
         Breaker { core, tally: Tally::new() }

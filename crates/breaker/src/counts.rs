@@ -79,7 +79,9 @@ impl Slot {
 
 /// This thread's slot in one tally, looked up ahead of time, or `None` when
 /// the count must take the slow path. Not `Send`: a slot has one writer, the
-/// thread it belongs to, so a lookup must not be used on another thread.
+/// thread it belongs to, so a lookup must not be used on another thread. It
+/// stays this thread's until the thread's `Lease` drops at thread exit, which
+/// cannot happen while a call holding the lookup is still on the stack.
 #[derive(Clone, Copy)]
 pub(crate) struct ThreadSlot<'a> {
     slot: Option<&'a Slot>,
@@ -122,7 +124,7 @@ impl Tally {
         ThreadSlot { slot, _not_send: PhantomData }
     }
 
-    /// [`add`](Self::add) for a thread's first count on this breaker (it may
+    /// [`add_in`](Self::add_in) for a thread's first count on this breaker (it may
     /// need a position and a bucket) and for threads with no position.
     #[cold]
     #[inline(never)]

@@ -48,8 +48,8 @@
 //!
 //! Rejecting a call while open reads the clock, which is most of its cost
 //! (about 17 ns here). A program whose breakers reject at high rates can opt
-//! into a coarse clock kept by a background thread, [`RecentClock`], through
-//! [`Breaker::from_core`].
+//! into a coarse clock kept by a background thread, [`RecentClock`], with
+//! [`Breaker::with_recent_clock`].
 
 mod breaker;
 mod call_future;

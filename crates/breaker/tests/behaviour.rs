@@ -354,6 +354,33 @@ fn a_threads_first_call_counts_through_every_entry_point() {
 }
 
 #[test]
+fn a_call_nested_in_a_threads_first_call_counts_both() {
+    // The outer call looks its slot up before the thread has one; the inner
+    // call assigns it. Both must land, once each.
+    let (b, _mock) = breaker(5, 1, 1_000);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let outer = b.call(|| b.call(|| Ok::<_, ()>(1)).map_err(|_| ()));
+            assert_eq!(outer, Ok(1));
+        });
+    });
+    assert_eq!(b.counts(), Counts { successes: 2, failures: 0, rejections: 0 });
+}
+
+#[test]
+fn a_breaker_on_the_recent_clock_runs_the_same_state_machine() {
+    let clock = breaker::RecentClock::shared().expect("nothing else starts quanta's upkeep in this test binary");
+    let b = Breaker::with_recent_clock(Config { threshold: 2, ..Config::default() }, clock);
+    fail(&b);
+    fail(&b);
+    assert_eq!(b.state(), State::Open);
+    assert!(b.call(|| Ok::<_, ()>(())).unwrap_err().is_open());
+    b.reset();
+    succeed(&b);
+    assert_eq!(b.counts(), Counts { successes: 1, failures: 2, rejections: 1 });
+}
+
+#[test]
 fn construction_errors_name_the_field_and_new_panics_with_the_message() {
     let err = Breaker::try_new(Config { timeout: Duration::MAX, ..Config::default() }).unwrap_err();
     assert_eq!(err.field(), "timeout");
