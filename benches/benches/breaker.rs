@@ -1,7 +1,7 @@
 //! The breaker against its floor and its peers.
 //!
 //! ```sh
-//! cargo bench -p breaker-benches                 # the full suite, a few minutes on 2 cores
+//! cargo bench -p breaker-benches                 # the full suite, about 2 minutes on 2 cores
 //! cargo bench -p breaker-benches -- --quick      # criterion's quick mode
 //! cargo bench -p breaker-benches -- closed_success   # one group
 //! BENCH_THREADS=4 cargo bench -p breaker-benches -- contended
@@ -343,7 +343,7 @@ fn recent_clock(c: &mut Criterion) {
     let clock = RecentClock::shared().expect("quanta's upkeep thread is free in the bench process");
     let breaker = Breaker::with_recent_clock(Config::default(), clock.clone());
     breaker.trip();
-    group.bench_function("open_reject_breaker", |b| b.iter(|| black_box(ok(breaker.call(downstream_ok)))));
+    group.bench_function("breaker_call_open", |b| b.iter(|| black_box(ok(breaker.call(downstream_ok)))));
     let open = CoreBreaker::with_recent_clock(Config::default(), clock).unwrap();
     open.trip();
     group.bench_function("core_acquire_open", |b| b.iter(|| black_box(open.acquire().is_ok())));

@@ -51,10 +51,10 @@ impl StateCell {
     /// that leaves the word unchanged stores nothing, which is what keeps the
     /// healthy path to loads only.
     ///
-    /// Always inlined: each caller's step then folds to its own few
-    /// instructions, and the no-write comparison folds away where the step
-    /// cannot change the word. Left to itself the compiler keeps `record`'s
-    /// larger step out of line, a call on every healthy success.
+    /// Always inlined into its callers, the breaker's out-of-line slow paths
+    /// (the healthy path never gets here): each caller's step then folds to
+    /// its own few instructions, and the no-write comparison folds away where
+    /// the step cannot change the word.
     #[inline(always)]
     pub(crate) fn transition<D>(&self, step: impl FnMut(StateWord) -> Step<D>) -> D {
         self.transition_from(self.load(), step)

@@ -36,11 +36,12 @@
 //! transition table and the orderings.
 //!
 //! A closed breaker's `acquire` and a healthy `record` are each one load and
-//! a compare, inlined into the caller; everything that may write or needs the
-//! time is an out-of-line call. The clock is read only there: the raw cycle
-//! counter by default, or, opted into with [`RecentClock`], a coarse time a
-//! background thread keeps, which makes an open breaker's rejections cheaper
-//! at the price of about a millisecond of lag.
+//! a compare, inlined into the caller; everything else they do (anything that
+//! may write or needs the time) is an out-of-line call. The clock is read
+//! there and by `state` on an open breaker, `trip`, `reset` and `now`: the raw
+//! cycle counter by default, or, opted into with [`RecentClock`], a coarse
+//! time a background thread keeps, which makes an open breaker's rejections
+//! cheaper at the price of about a millisecond of lag.
 //!
 //! The breaker orders only itself: every atomic access is `Relaxed` (see the
 //! `# Orderings` section of the cell's source), so do not use its state to

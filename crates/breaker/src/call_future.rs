@@ -5,7 +5,8 @@
 //! between polls (the caller gave up) as ignored, so every poll of the inner
 //! future is bracketed by a guard. An `async fn` doing the same (the inner
 //! future pinned and polled through `poll_fn`) measured about 14 ns a call,
-//! most of it moving state around, against about 6.5 ns for this.
+//! most of it moving state around, against about 6.5 ns for this (2.2 ns
+//! since admission and recording inline to a load and a compare each).
 //! `pin-project-lite` projects the pin without `unsafe` in this crate.
 
 use core::future::Future;
