@@ -167,7 +167,11 @@ impl CoreBreaker {
 
     // The paths that may write or read the clock stay out of line, so that
     // what callers inline (and their compiler weighs when deciding what to
-    // inline around it) is the healthy path's load and compare.
+    // inline around it) is the healthy path's load and compare. The four
+    // public methods spell out load-then-decide each rather than share a
+    // helper taking the `now` closure: through such a helper the compiler
+    // stored the closure on every call, the healthy ones included (+0.2 ns
+    // a call, measured).
 
     #[inline(never)]
     fn acquire_changing(&self, word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Result<Ticket, Rejected> {

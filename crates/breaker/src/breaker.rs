@@ -419,7 +419,7 @@ impl Breaker {
 
     #[inline]
     pub(crate) fn admit(&self) -> Result<Ticket, Rejected> {
-        self.core.acquire().inspect_err(|_| self.tally.add_in(self.tally.thread_slot(), Count::Rejection))
+        self.core.acquire().inspect_err(|_| self.tally.add(Count::Rejection))
     }
 
     /// [`admit`](Self::admit) counting a rejection in a slot looked up

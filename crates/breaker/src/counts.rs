@@ -103,6 +103,12 @@ impl Tally {
         Tally { buckets: [const { OnceLock::new() }; BUCKETS], shared: CachePadded::new(Slot::default()) }
     }
 
+    /// Adds one to `count` in this thread's slot.
+    #[inline(always)]
+    pub(crate) fn add(&self, count: Count) {
+        self.add_in(self.thread_slot(), count);
+    }
+
     /// Adds one to `count` in this thread's slot, looked up earlier on this
     /// thread with [`thread_slot`](Self::thread_slot).
     #[inline(always)]
@@ -274,12 +280,6 @@ impl Drop for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    impl Tally {
-        fn add(&self, count: Count) {
-            self.add_in(self.thread_slot(), count);
-        }
-    }
 
     #[test]
     fn positions_fill_buckets_in_order_and_give_the_index_back() {
