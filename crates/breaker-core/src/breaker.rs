@@ -51,8 +51,15 @@ use crate::word::{State, StateWord};
 /// ```
 pub struct CoreBreaker {
     // Padded so that a neighbour's writes (another breaker in an array, a
-    // counter) never invalidate the line every admission reads.
-    cell: CachePadded<StateCell>,
+    // counter) never invalidate the line every admission reads. The word
+    // shares that line only with the limits and the clock, which nothing
+    // writes after construction: a breaker is one line, not a line for the
+    // word and another for the rest.
+    parts: CachePadded<Parts>,
+}
+
+struct Parts {
+    cell: StateCell,
     limits: Limits,
     time: TimeSource,
 }
@@ -96,7 +103,8 @@ impl CoreBreaker {
     }
 
     fn with_time(config: Config, time: TimeSource) -> Result<CoreBreaker, ConfigError> {
-        Ok(CoreBreaker { cell: CachePadded::new(StateCell::new()), limits: config.validate()?, time })
+        let parts = Parts { cell: StateCell::new(), limits: config.validate()?, time };
+        Ok(CoreBreaker { parts: CachePadded::new(parts) })
     }
 
     /// Asks to let one call through, reading the clock only if the breaker is
@@ -112,10 +120,10 @@ impl CoreBreaker {
     /// late in the round can be replaced after less than a full timeout.
     #[inline]
     pub fn acquire(&self) -> Result<Ticket, Rejected> {
-        let word = self.cell.load();
+        let word = self.parts.cell.load();
         match transition::acquire_read_only(word) {
             Some(ticket) => Ok(ticket),
-            None => self.acquire_changing(word, &mut || self.time.now()),
+            None => self.acquire_changing(word, &mut || self.parts.time.now()),
         }
     }
 
@@ -134,7 +142,7 @@ impl CoreBreaker {
     /// ```
     #[inline]
     pub fn acquire_at(&self, now: Timestamp) -> Result<Ticket, Rejected> {
-        let word = self.cell.load();
+        let word = self.parts.cell.load();
         match transition::acquire_read_only(word) {
             Some(ticket) => Ok(ticket),
             None => self.acquire_changing(word, &mut || now),
@@ -148,17 +156,17 @@ impl CoreBreaker {
     /// result changes nothing and [`Recorded::Stale`] says so.
     #[inline]
     pub fn record(&self, ticket: Ticket, outcome: Outcome) -> Recorded {
-        let word = self.cell.load();
+        let word = self.parts.cell.load();
         match transition::record_read_only(word, ticket, outcome) {
             Some(recorded) => recorded,
-            None => self.record_changing(word, ticket, outcome, &mut || self.time.now()),
+            None => self.record_changing(word, ticket, outcome, &mut || self.parts.time.now()),
         }
     }
 
     /// [`record`](Self::record) at a time the caller gives.
     #[inline]
     pub fn record_at(&self, ticket: Ticket, outcome: Outcome, now: Timestamp) -> Recorded {
-        let word = self.cell.load();
+        let word = self.parts.cell.load();
         match transition::record_read_only(word, ticket, outcome) {
             Some(recorded) => recorded,
             None => self.record_changing(word, ticket, outcome, &mut || now),
@@ -175,7 +183,7 @@ impl CoreBreaker {
 
     #[inline(never)]
     fn acquire_changing(&self, word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Result<Ticket, Rejected> {
-        self.cell.transition_from(word, |word| transition::acquire(word, &self.limits, now))
+        self.parts.cell.transition_from(word, |word| transition::acquire(word, &self.parts.limits, now))
     }
 
     #[inline(never)]
@@ -186,29 +194,29 @@ impl CoreBreaker {
         outcome: Outcome,
         now: &mut impl FnMut() -> Timestamp,
     ) -> Recorded {
-        self.cell.transition_from(word, |word| transition::record(word, ticket, outcome, &self.limits, now))
+        self.parts.cell.transition_from(word, |word| transition::record(word, ticket, outcome, &self.parts.limits, now))
     }
 
     /// Opens the breaker now, whatever its state; an open breaker restarts
     /// its timeout. Every outstanding ticket goes stale.
     pub fn trip(&self) {
-        self.trip_at(self.time.now());
+        self.trip_at(self.parts.time.now());
     }
 
     /// [`trip`](Self::trip) at a time the caller gives.
     pub fn trip_at(&self, now: Timestamp) {
-        self.cell.transition(|word| transition::trip(word, &mut || now));
+        self.parts.cell.transition(|word| transition::trip(word, &mut || now));
     }
 
     /// Closes the breaker now with no failures, whatever its state. Every
     /// outstanding ticket goes stale.
     pub fn reset(&self) {
-        self.reset_at(self.time.now());
+        self.reset_at(self.parts.time.now());
     }
 
     /// [`reset`](Self::reset) at a time the caller gives.
     pub fn reset_at(&self, now: Timestamp) {
-        self.cell.transition(|word| transition::reset(word, &mut || now));
+        self.parts.cell.transition(|word| transition::reset(word, &mut || now));
     }
 
     /// The state as callers see it, without changing anything: an open
@@ -217,25 +225,25 @@ impl CoreBreaker {
     /// breaker is open.
     #[inline]
     pub fn state(&self) -> State {
-        transition::observe(self.cell.load(), &self.limits, &mut || self.time.now())
+        transition::observe(self.parts.cell.load(), &self.parts.limits, &mut || self.parts.time.now())
     }
 
     /// [`state`](Self::state) at a time the caller gives.
     #[inline]
     pub fn state_at(&self, now: Timestamp) -> State {
-        transition::observe(self.cell.load(), &self.limits, &mut || now)
+        transition::observe(self.parts.cell.load(), &self.parts.limits, &mut || now)
     }
 
     /// The raw state word, for metrics and debugging.
     #[inline]
     pub fn snapshot(&self) -> StateWord {
-        self.cell.load()
+        self.parts.cell.load()
     }
 
     /// The current time on this breaker's clock.
     #[inline]
     pub fn now(&self) -> Timestamp {
-        self.time.now()
+        self.parts.time.now()
     }
 
     /// An instant of this breaker's clock as a [`Timestamp`], for callers
@@ -254,18 +262,18 @@ impl CoreBreaker {
     /// ```
     #[inline]
     pub fn timestamp(&self, instant: quanta::Instant) -> Timestamp {
-        self.time.timestamp(instant)
+        self.parts.time.timestamp(instant)
     }
 
     /// The limits in force: the config with defaults resolved and the
     /// timeout rounded up to whole milliseconds.
     pub fn limits(&self) -> Limits {
-        self.limits
+        self.parts.limits
     }
 }
 
 impl fmt::Debug for CoreBreaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CoreBreaker").field("word", &self.snapshot()).field("limits", &self.limits).finish()
+        f.debug_struct("CoreBreaker").field("word", &self.snapshot()).field("limits", &self.parts.limits).finish()
     }
 }

@@ -1,24 +1,28 @@
 //! Cumulative counts kept without writing shared memory on the healthy path.
 //!
-//! Every thread that touches a breaker gets its own cache-padded slot in that
-//! breaker and is the only writer of it, so an increment is a plain load and
-//! store (no locked read-modify-write, no cache line bouncing between cores).
-//! [`Tally::sum`] adds the slots up. Slots are found by a small per-thread
-//! index, handed out from a pool and returned when the thread exits, so a
-//! program that spawns threads forever reuses slots instead of growing.
+//! Every thread that counts on a breaker does so in a slot of its own that
+//! only it writes, so an increment is a plain load and store (no locked
+//! read-modify-write, no cache line bouncing between cores). The slots live on
+//! the thread's *lane* (see [`crate::lane`]): one 24-byte slot per (breaker,
+//! thread) pair, packed with the same thread's slots for other breakers. The
+//! breaker's [`Tally`] lists its slots and adds them up.
 //!
-//! A slot handed from an exited thread to a new one keeps its totals: the
-//! pool's mutex orders the old thread's last store before the new thread's
-//! first load, so nothing is lost in the handoff. Increments made while a
-//! thread is being torn down (after its index is returned) go to one shared
-//! slot with `fetch_add`.
+//! Finding the slot is one thread-local load: a small cache indexed by the
+//! breaker's address and checked against its id. A thread's first count on a
+//! breaker takes the cold path, which may take a lane, hand out a slot and
+//! register it with the breaker under a mutex.
+//!
+//! Memory: a breaker no thread has counted on allocates nothing; each thread
+//! that counts on it adds a slot on the thread's lane (24 bytes, allocated
+//! sixteen at a time per lane), an entry in the breaker's list (16 bytes) and
+//! one in the lane's map (about 17 bytes), with growth slack. Dropping the
+//! breaker gives its slots back to their lanes for reuse.
 
-use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, PoisonError};
 
-use crossbeam_utils::CachePadded;
+use crate::lane::{self, Lane, Slot, increment};
 
 /// How many calls a breaker has let through and how they ended, and how many
 /// it rejected, since it was created.
@@ -54,53 +58,40 @@ pub(crate) enum Count {
     Rejection,
 }
 
-#[derive(Default)]
-struct Slot {
-    successes: AtomicU64,
-    failures: AtomicU64,
-    rejections: AtomicU64,
-}
-
-impl Slot {
-    fn counter(&self, count: Count) -> &AtomicU64 {
-        match count {
-            Count::Success => &self.successes,
-            Count::Failure => &self.failures,
-            Count::Rejection => &self.rejections,
-        }
-    }
-
-    fn add_to(&self, total: &mut Counts) {
-        total.successes += self.successes.load(Ordering::Relaxed);
-        total.failures += self.failures.load(Ordering::Relaxed);
-        total.rejections += self.rejections.load(Ordering::Relaxed);
-    }
-}
-
 /// This thread's slot in one tally, looked up ahead of time, or `None` when
-/// the count must take the slow path. Not `Send`: a slot has one writer, the
-/// thread it belongs to, so a lookup must not be used on another thread. It
-/// stays this thread's until the thread's `Lease` drops at thread exit, which
-/// cannot happen while a call holding the lookup is still on the stack.
+/// the count must take the cold path. Not `Send`: a slot has one writer, the
+/// thread holding its lane, so a lookup must not be used on another thread.
+/// The lane stays this thread's until the thread's thread-locals are torn
+/// down, which cannot happen while a call holding the lookup is on the stack.
 #[derive(Clone, Copy)]
 pub(crate) struct ThreadSlot<'a> {
-    slot: Option<&'a Slot>,
-    _not_send: PhantomData<*const ()>,
+    slot: Option<&'static Slot>,
+    _tally: PhantomData<(&'a Tally, *const ())>,
 }
 
-/// Bucket `b` holds `2^b` slots, so 32 buckets cover 2^32 - 1 live threads.
-const BUCKETS: usize = 32;
+/// Breaker ids: unique for the life of the process, never 0.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A breaker's counters: one slot per live thread that has used it.
+/// A breaker's counters: a slot on the lane of each thread that has counted.
 pub(crate) struct Tally {
-    buckets: [OnceLock<Box<[CachePadded<Slot>]>>; BUCKETS],
-    /// For threads with no index: ones being torn down, or past 2^32 - 1.
-    shared: CachePadded<Slot>,
+    /// What this tally's slots are cached under: unlike its address, never
+    /// reused by another breaker.
+    id: u64,
+    held: Mutex<Vec<Held>>,
+    /// For counts made by a thread that cannot hold a lane (tearing down):
+    /// shared, so incremented with `fetch_add`.
+    shared: Slot,
+}
+
+/// One of a tally's slots and the lane it belongs to.
+struct Held {
+    lane: &'static Lane,
+    slot: &'static Slot,
 }
 
 impl Tally {
     pub(crate) fn new() -> Tally {
-        Tally { buckets: [const { OnceLock::new() }; BUCKETS], shared: CachePadded::new(Slot::default()) }
+        Tally { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), held: Mutex::new(Vec::new()), shared: Slot::new() }
     }
 
     /// Adds one to `count` in this thread's slot.
@@ -119,37 +110,28 @@ impl Tally {
         }
     }
 
-    /// This thread's slot, if the thread has a position and the bucket
-    /// holding it exists: every call but a thread's first on this breaker.
+    /// This thread's slot, if the thread-local cache has it.
     #[inline(always)]
     pub(crate) fn thread_slot(&self) -> ThreadSlot<'_> {
-        // The two codes that are not positions decode to offsets past the end
-        // of the last bucket, so the bounds check turns them away too.
-        let (bucket, offset) = Position(POSITION.with(Cell::get)).bucket_and_offset();
-        let slot = self.buckets[bucket].get().and_then(|slots| slots.get(offset)).map(|slot| &**slot);
-        ThreadSlot { slot, _not_send: PhantomData }
+        ThreadSlot { slot: lane::cached(self.id, self.address()), _tally: PhantomData }
     }
 
-    /// [`add_in`](Self::add_in) for a thread's first count on this breaker (it may
-    /// need a position and a bucket) and for threads with no position.
+    fn address(&self) -> usize {
+        core::ptr::from_ref(self) as usize
+    }
+
+    /// [`add_in`](Self::add_in) when the cache did not have the slot: a
+    /// thread's first count here, a cache collision, or thread teardown.
     #[cold]
     #[inline(never)]
     fn add_first(&self, count: Count) {
-        match thread_position().and_then(|position| self.slot(position)) {
+        let register = |lane, slot| self.held.lock().unwrap_or_else(PoisonError::into_inner).push(Held { lane, slot });
+        match lane::slot(self.id, self.address(), register) {
             Some(slot) => increment(slot.counter(count)),
             None => {
                 self.shared.counter(count).fetch_add(1, Ordering::Relaxed);
             }
         }
-    }
-
-    /// The slot at `position`, filling its bucket if need be; `None` never
-    /// happens for a position the pool hands out, but costs nothing to handle.
-    fn slot(&self, position: Position) -> Option<&Slot> {
-        let (bucket, offset) = position.bucket_and_offset();
-        let slots =
-            self.buckets[bucket].get_or_init(|| (0..1usize << bucket).map(|_| CachePadded::default()).collect());
-        slots.get(offset).map(|slot| &**slot)
     }
 
     /// The totals over every slot. Each slot only grows, so a sum taken while
@@ -159,120 +141,26 @@ impl Tally {
     pub(crate) fn sum(&self) -> Counts {
         let mut total = Counts::default();
         self.shared.add_to(&mut total);
-        for slots in self.buckets.iter().filter_map(OnceLock::get) {
-            for slot in slots.iter() {
-                slot.add_to(&mut total);
-            }
+        for held in self.held.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            held.slot.add_to(&mut total);
         }
         total
     }
-}
 
-/// Adds one to a counter only this thread writes: a plain load and store, no
-/// locked read-modify-write.
-#[inline(always)]
-fn increment(counter: &AtomicU64) {
-    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-}
-
-/// Where a thread's slot sits in every breaker's table, worked out once when
-/// the thread gets its index and kept in one thread-local word: the bucket in
-/// the high 32 bits, the offset in the low 32. Index `i` is the
-/// `(i + 1 - 2^b)`-th slot of bucket `b = floor(log2(i + 1))`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Position(u64);
-
-/// The two thread-local values that are not positions (no bucket is this high).
-const UNASSIGNED: u64 = u64::MAX;
-const RETIRED: u64 = u64::MAX - 1;
-const _: () = {
-    let last_bucket_len = 1 << (BUCKETS - 1);
-    assert!(Position(UNASSIGNED).bucket_and_offset().1 >= last_bucket_len);
-    assert!(Position(RETIRED).bucket_and_offset().1 >= last_bucket_len);
-};
-/// The largest index a bucket holds.
-const LAST_INDEX: usize = (1 << BUCKETS) - 2;
-
-impl Position {
-    const fn of(index: usize) -> Position {
-        let position = index + 1;
-        let bucket = usize::BITS - 1 - position.leading_zeros();
-        let offset = position - (1 << bucket);
-        Position(((bucket as u64) << 32) | offset as u64)
-    }
-
-    #[inline]
-    const fn bucket_and_offset(self) -> (usize, usize) {
-        // The mask lets the compiler drop the bucket array's bounds check.
-        (((self.0 >> 32) as usize) & (BUCKETS - 1), self.0 as u32 as usize)
-    }
-
-    const fn index(self) -> usize {
-        let (bucket, offset) = self.bucket_and_offset();
-        (1 << bucket) + offset - 1
+    /// How many threads' slots this tally holds.
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> usize {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 }
 
-thread_local! {
-    // Const-initialised with no destructor, so reading it is a plain TLS load
-    // and stays valid while other thread-locals are being destroyed.
-    static POSITION: Cell<u64> = const { Cell::new(UNASSIGNED) };
-    // Its destructor returns the index to the pool when the thread exits.
-    static LEASE: Lease = const { Lease };
-}
-
-/// Indices of exited threads, reused lowest first to keep buckets small.
-static POOL: Mutex<IndexPool> = Mutex::new(IndexPool { next: 0, free: Vec::new() });
-
-struct IndexPool {
-    next: usize,
-    free: Vec<usize>,
-}
-
-fn thread_position() -> Option<Position> {
-    match POSITION.with(Cell::get) {
-        code if code < RETIRED => Some(Position(code)),
-        UNASSIGNED => assign_position(),
-        _ => None,
-    }
-}
-
-#[cold]
-fn assign_position() -> Option<Position> {
-    let index = {
-        let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match pool.free.iter().enumerate().min_by_key(|&(_, index)| *index) {
-            Some((at, _)) => pool.free.swap_remove(at),
-            None if pool.next <= LAST_INDEX => {
-                pool.next += 1;
-                pool.next - 1
-            }
-            None => return None,
-        }
-    };
-    // Registering the lease can fail if this thread is already tearing down
-    // its thread-locals; then the index goes straight back.
-    if LEASE.try_with(|_| ()).is_err() {
-        release(index);
-        POSITION.with(|cell| cell.set(RETIRED));
-        return None;
-    }
-    let position = Position::of(index);
-    POSITION.with(|cell| cell.set(position.0));
-    Some(position)
-}
-
-fn release(index: usize) {
-    POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).free.push(index);
-}
-
-struct Lease;
-
-impl Drop for Lease {
+impl Drop for Tally {
+    /// Gives every slot back to its lane. Nothing counts here any more: every
+    /// call through the breaker happened before its drop.
     fn drop(&mut self) {
-        let code = POSITION.with(|cell| cell.replace(RETIRED));
-        if code < RETIRED {
-            release(Position(code).index());
+        let held = self.held.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for Held { lane, slot } in held.drain(..) {
+            lane.give_back(self.id, slot);
         }
     }
 }
@@ -280,19 +168,6 @@ impl Drop for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn positions_fill_buckets_in_order_and_give_the_index_back() {
-        let expected = [(0, (0, 0)), (1, (1, 0)), (2, (1, 1)), (3, (2, 0)), (6, (2, 3)), (7, (3, 0))];
-        for (index, place) in expected {
-            assert_eq!(Position::of(index).bucket_and_offset(), place, "index {index}");
-            assert_eq!(Position::of(index).index(), index);
-        }
-        let last = Position::of(LAST_INDEX);
-        assert_eq!(last.bucket_and_offset(), (BUCKETS - 1, (1 << (BUCKETS - 1)) - 1));
-        assert_eq!(last.index(), LAST_INDEX);
-        assert!(last.0 < RETIRED);
-    }
 
     #[test]
     fn counts_from_many_threads_add_up_exactly() {
@@ -308,33 +183,116 @@ mod tests {
             }
         });
         assert_eq!(tally.sum(), Counts { successes: 8 * 6_666, failures: 8 * 3_334, rejections: 80_000 });
+        // A thread that finished early may have handed its lane, and its slot
+        // here, to one started later.
+        assert!((1..=8).contains(&tally.slots()), "{} slots for 8 threads", tally.slots());
     }
 
     #[test]
-    fn indices_of_exited_threads_are_reused_and_keep_their_totals() {
+    fn lanes_of_exited_threads_are_reused_and_keep_their_totals() {
         let tally = std::sync::Arc::new(Tally::new());
         for _ in 0..50 {
             let tally = tally.clone();
             // `join` waits for the thread's thread-local destructors, so its
-            // index is back in the pool before the next thread starts.
+            // lane is idle again before the next thread starts.
             std::thread::spawn(move || tally.add(Count::Success)).join().unwrap();
         }
         assert_eq!(tally.sum().successes, 50);
-        // Other tests' threads may hold indices meanwhile, but not 50 of them.
-        let allocated: usize = tally.buckets.iter().filter_map(OnceLock::get).map(|b| b.len()).sum();
-        assert!(allocated < 50, "{allocated} slots for 50 sequential threads");
+        // Other tests' threads may take idle lanes meanwhile, but not 50 of them.
+        assert!(tally.slots() < 50, "{} slots for 50 sequential threads", tally.slots());
     }
 
     #[test]
-    fn a_retired_thread_counts_in_the_shared_slot() {
+    fn a_dropped_breakers_slots_are_cleared_and_reused() {
+        std::thread::spawn(|| {
+            let first = Tally::new();
+            first.add(Count::Failure);
+            first.add(Count::Failure);
+            let slot = std::ptr::from_ref(first.thread_slot().slot.expect("cached after the first count"));
+            drop(first);
+            let second = Tally::new();
+            second.add(Count::Success);
+            let reused = std::ptr::from_ref(second.thread_slot().slot.expect("cached"));
+            assert_eq!(reused, slot, "the lane reuses the freed slot");
+            assert_eq!(second.sum(), Counts { successes: 1, failures: 0, rejections: 0 }, "and it starts at zero");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_slot_is_found_again_after_its_cache_entry_is_overwritten() {
+        std::thread::spawn(|| {
+            let tallies: Vec<Tally> = (0..4 * lane::CACHE_LEN).map(|_| Tally::new()).collect();
+            for _ in 0..3 {
+                for tally in &tallies {
+                    tally.add(Count::Success);
+                }
+            }
+            for tally in &tallies {
+                assert_eq!(tally.sum().successes, 3);
+                assert_eq!(tally.slots(), 1, "collisions find the lane's slot, not a new one");
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_moved_tally_keeps_its_slot() {
+        std::thread::spawn(|| {
+            let tally = Tally::new();
+            tally.add(Count::Success);
+            let moved = Box::new(tally);
+            moved.add(Count::Success);
+            assert_eq!((moved.sum().successes, moved.slots()), (2, 1));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_count_with_no_lane_to_use_goes_to_the_shared_slot() {
         let tally = Tally::new();
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                POSITION.with(|cell| cell.set(RETIRED));
-                tally.add(Count::Failure);
-            });
-        });
-        assert_eq!(tally.shared.failures.load(Ordering::Relaxed), 1);
+        // The lane bookkeeping is busy (as when an allocator counts on a
+        // breaker from inside it): the count must not be lost or panic.
+        lane::with_lane_busy(|| tally.add(Count::Failure));
+        assert_eq!(tally.shared.counter(Count::Failure).load(Ordering::Relaxed), 1);
         assert_eq!(tally.sum().failures, 1);
+        assert_eq!(tally.slots(), 0);
+    }
+
+    /// A thread-local whose destructor counts, for the test below.
+    struct CountsOnExit(std::sync::Arc<Tally>);
+
+    impl Drop for CountsOnExit {
+        fn drop(&mut self) {
+            self.0.add(Count::Rejection);
+        }
+    }
+
+    thread_local! {
+        static ON_EXIT: std::cell::RefCell<Option<CountsOnExit>> = const { std::cell::RefCell::new(None) };
+    }
+
+    #[test]
+    fn counts_made_while_a_thread_tears_down_are_not_lost() {
+        let tally = std::sync::Arc::new(Tally::new());
+        let for_thread = tally.clone();
+        std::thread::spawn(move || {
+            // Registered before the lane's destructor, so (thread-local
+            // destructors run last-registered first) it runs after the lane
+            // has been handed on.
+            ON_EXIT.with(|on_exit| *on_exit.borrow_mut() = Some(CountsOnExit(for_thread.clone())));
+            for_thread.add(Count::Success);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(tally.sum(), Counts { successes: 1, failures: 0, rejections: 1 });
+        assert_eq!(
+            tally.shared.counter(Count::Rejection).load(Ordering::Relaxed),
+            1,
+            "counted after the lane was handed on"
+        );
     }
 }

@@ -55,6 +55,7 @@ mod breaker;
 mod call_future;
 mod counts;
 mod error;
+mod lane;
 mod permit;
 
 pub use crate::breaker::Breaker;

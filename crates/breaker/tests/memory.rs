@@ -1,0 +1,75 @@
+//! What counting costs in memory, measured with a counting global allocator.
+//!
+//! Its own test binary with one test: the allocator counts every allocation
+//! in the process, so nothing may run beside the measurement. Threads that
+//! are not measured wait on a barrier (which allocates nothing) meanwhile.
+
+use std::alloc::System;
+use std::sync::Barrier;
+
+use breaker::{Breaker, Config};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Threads alive at once: several hundred, so the last one to take a lane
+/// would have had a high index under a design that sizes a breaker's
+/// counters by the thread's index.
+const THREADS: usize = 512;
+
+/// Fresh breakers the last thread makes its first calls into.
+const FRESH: usize = 64;
+
+fn ok() -> Result<(), ()> {
+    Ok(())
+}
+
+#[test]
+fn counting_memory_grows_with_the_threads_that_call_not_with_their_number() {
+    // A breaker no thread has called: at most 256 bytes, nothing on the heap.
+    assert!(size_of::<Breaker>() <= 256, "a breaker is {} bytes", size_of::<Breaker>());
+    drop(Breaker::new(Config::default())); // the clock's one-time calibration
+    let region = Region::new(GLOBAL);
+    let idle = Breaker::new(Config::default());
+    assert_eq!(region.change().bytes_allocated, 0, "building a breaker allocates");
+
+    let shared = Breaker::new(Config::default());
+    let fresh: Vec<Breaker> = (0..FRESH).map(|_| Breaker::new(Config::default())).collect();
+    let called = Barrier::new(THREADS);
+    let measured = Barrier::new(THREADS);
+    let (first, all) = std::thread::scope(|scope| {
+        for _ in 0..THREADS - 1 {
+            scope.spawn(|| {
+                assert_eq!(shared.call(ok), Ok(()));
+                called.wait();
+                measured.wait();
+            });
+        }
+        let last = scope.spawn(|| {
+            assert_eq!(shared.call(ok), Ok(())); // this thread's lane: the last of THREADS
+            called.wait();
+            let region = Region::new(GLOBAL);
+            assert_eq!(fresh[0].call(ok), Ok(()));
+            let first = region.change();
+            for breaker in &fresh[1..] {
+                assert_eq!(breaker.call(ok), Ok(()));
+            }
+            let all = region.change();
+            measured.wait();
+            (first, all)
+        });
+        last.join().unwrap()
+    });
+
+    eprintln!("first call: {} bytes; {FRESH} first calls: {} bytes", first.bytes_allocated, all.bytes_allocated);
+    // The first call into one more breaker: a 24-byte slot from the lane's
+    // chunk and the breaker's first list entry (a 4-entry vector of 16 bytes).
+    assert!(first.bytes_allocated <= 128, "a thread's first call into a breaker allocated {first:?}");
+    // Into many: slots, list entries and the lane's map, growth included.
+    let per_breaker = all.bytes_allocated / FRESH;
+    assert!(per_breaker <= 512, "{per_breaker} bytes a breaker on average ({all:?})");
+    assert_eq!(shared.counts().successes, THREADS as u64);
+    assert!(fresh.iter().all(|breaker| breaker.counts().successes == 1));
+    assert_eq!(idle.counts().successes, 0);
+}
