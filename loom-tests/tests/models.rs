@@ -78,6 +78,7 @@ use std::time::Duration;
 use breaker_core::quanta::Clock;
 use breaker_core::{Config, CoreBreaker, Limits, Outcome, Recorded, Rejected, State, StateWord, Ticket, Timestamp};
 use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering};
 
 /// The open timeout of every model, in milliseconds.
 const TIMEOUT_MS: u64 = 100;
@@ -1090,4 +1091,56 @@ fn closed_admission_races_opening() {
             went => format!("admitted, success {went}"),
         }
     });
+}
+
+/// `trip` and `reset` read the clock inside their CAS loop, after loading the
+/// word, as `acquire` and `record` do: a trip that loses its CAS to another
+/// transition re-reads the clock on the retry, so it never stamps a time older
+/// than the transition it lost to (which would shorten that open period).
+///
+/// One thread trips; the other moves the mock clock 50 ms on and then trips
+/// (or resets). Every transition after the clock moved must carry a stamp of
+/// at least 50 ms, and the last one is always after it. Backs **total order**
+/// for the clock-reading API. This model reads a clock, unlike the others:
+/// the mock's own atomics are not loom's, so loom switches threads only at
+/// the word's loads and CASes, which is where the race is.
+#[test]
+fn a_retried_trip_or_reset_never_stamps_an_older_time() {
+    for reset_second in [false, true] {
+        let stamps = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&stamps);
+        loom::model::Builder::new().check(move || {
+            let (clock, mock) = Clock::mock();
+            let breaker = Arc::new(CoreBreaker::with_clock(config(1, 1), clock).expect("a valid config"));
+            // The mock clock is invisible to loom, which reorders threads only
+            // around conflicting accesses to its own atomics: this flag, read
+            // just before the trip and written just before the clock moves,
+            // makes loom also run the trip's start before the clock moves.
+            let clock_moves = Arc::new(AtomicBool::new(false));
+            let first = {
+                let (breaker, clock_moves) = (Arc::clone(&breaker), Arc::clone(&clock_moves));
+                loom::thread::spawn(move || {
+                    let _ = clock_moves.load(Ordering::Relaxed);
+                    breaker.trip();
+                })
+            };
+            clock_moves.store(true, Ordering::Relaxed);
+            mock.increment(Duration::from_millis(50));
+            if reset_second {
+                breaker.reset();
+            } else {
+                breaker.trip();
+            }
+            first.join().unwrap();
+            let last = breaker.snapshot();
+            assert_eq!(last.epoch(), 2, "two transitions");
+            assert_eq!(last.stamp(), 50, "the last transition happened after the clock moved: {last:?}");
+            sink.lock().unwrap().push(last.phase());
+        });
+        if reset_second {
+            // Both orders of the two transitions happened.
+            let phases = stamps.lock().unwrap();
+            assert!(phases.contains(&State::Open) && phases.contains(&State::Closed), "{phases:?}");
+        }
+    }
 }

@@ -200,7 +200,11 @@ impl CoreBreaker {
     /// Opens the breaker now, whatever its state; an open breaker restarts
     /// its timeout. Every outstanding ticket goes stale.
     pub fn trip(&self) {
-        self.trip_at(self.parts.time.now());
+        // The clock is read inside the CAS loop, as acquire and record read
+        // it: a retry after losing to another transition must not stamp a
+        // time older than that transition's, which would shorten its open
+        // period.
+        self.parts.cell.transition(|word| transition::trip(word, &mut || self.parts.time.now()));
     }
 
     /// [`trip`](Self::trip) at a time the caller gives.
@@ -211,7 +215,7 @@ impl CoreBreaker {
     /// Closes the breaker now with no failures, whatever its state. Every
     /// outstanding ticket goes stale.
     pub fn reset(&self) {
-        self.reset_at(self.parts.time.now());
+        self.parts.cell.transition(|word| transition::reset(word, &mut || self.parts.time.now()));
     }
 
     /// [`reset`](Self::reset) at a time the caller gives.
