@@ -45,9 +45,14 @@ impl Config {
     pub const MAX_THRESHOLD: u32 = word::COUNT_MAX as u32;
     /// The largest probe limit the state word's count field holds (65 535).
     pub const MAX_HALF_OPEN: u32 = word::COUNT_MAX as u32;
-    /// The longest timeout the state word's time field can measure:
-    /// 2^37 - 1 milliseconds, about 4.36 years.
-    pub const MAX_TIMEOUT: Duration = Duration::from_millis(word::MAX_ELAPSED_TICKS);
+    /// The longest timeout: 2^36 milliseconds, about 2.18 years.
+    ///
+    /// The state word measures up to 2^37 - 1 ms since the last transition;
+    /// past that, elapsed time reads as zero again. Capping the timeout at
+    /// half of that leaves an open breaker at least a timeout's length of
+    /// time (from `timeout` to 2^37 ms after it opened) in which a call
+    /// finds the timeout passed, however long the timeout.
+    pub const MAX_TIMEOUT: Duration = Duration::from_millis(word::MAX_TIMEOUT_TICKS);
 
     /// Checks that every field fits the state word and resolves zero fields to
     /// their defaults.
@@ -72,7 +77,7 @@ impl Config {
         };
         let timeout = if self.timeout.is_zero() { Self::DEFAULT_TIMEOUT } else { self.timeout };
         let timeout_ticks = ticks_rounded_up(timeout);
-        if timeout_ticks > u128::from(word::MAX_ELAPSED_TICKS) {
+        if timeout_ticks > u128::from(word::MAX_TIMEOUT_TICKS) {
             return Err(ConfigError::Timeout { value: self.timeout });
         }
         Ok(Limits { threshold, half_open_max, timeout_ticks: timeout_ticks as u64 })
@@ -179,7 +184,7 @@ impl fmt::Display for ConfigError {
                 f,
                 "invalid breaker config: {field} = {value:?} exceeds the limit {:?} ({} ticks of {TICK:?})",
                 Config::MAX_TIMEOUT,
-                word::MAX_ELAPSED_TICKS,
+                word::MAX_TIMEOUT_TICKS,
             ),
         }
     }
@@ -203,7 +208,7 @@ mod tests {
         let config = Config { threshold: 65_535, timeout: Config::MAX_TIMEOUT, half_open_max: 65_535 };
         let limits = config.validate().unwrap();
         assert_eq!(limits.config(), config);
-        assert_eq!(limits.timeout_ticks, (1 << 37) - 1);
+        assert_eq!(limits.timeout_ticks, 1 << 36);
     }
 
     #[test]
@@ -219,9 +224,7 @@ mod tests {
         let too_long = Config::MAX_TIMEOUT + Duration::from_nanos(1);
         let err = Config { timeout: too_long, ..Config::default() }.validate().unwrap_err();
         assert_eq!(err, ConfigError::Timeout { value: too_long });
-        assert!(
-            err.to_string().starts_with("invalid breaker config: timeout = 137438953.471000001s exceeds the limit")
-        );
+        assert!(err.to_string().starts_with("invalid breaker config: timeout = 68719476.736000001s exceeds the limit"));
 
         let err = Config { timeout: Duration::MAX, ..Config::default() }.validate().unwrap_err();
         assert_eq!(err.field(), "timeout");

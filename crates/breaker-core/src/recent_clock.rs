@@ -16,8 +16,11 @@ use crate::time::TICK;
 ///
 /// The price:
 /// - The breaker's time lags real time by up to a tick plus however late the
-///   thread is scheduled, so an open breaker lets its first probe through that
-///   much later than its timeout. On a starved machine the lag has no bound.
+///   thread is scheduled. Transitions are stamped and timeouts checked with
+///   the same lagging time, so what shifts a timeout is the change in lag: it
+///   fires late by as much as the lag at the check exceeds the lag when the
+///   breaker opened, and early by as much as it falls short. Normally both
+///   are under a tick; on a starved machine the lag has no bound either way.
 /// - The process gains a thread (named `quanta-upkeep`) that wakes every tick.
 ///   It is started by the first [`shared`](Self::shared) and runs until the
 ///   process exits, so a breaker on this clock can never be left with time

@@ -9,8 +9,10 @@ use core::time::Duration;
 
 /// The resolution of the breaker's clock: one millisecond.
 ///
-/// Timeouts are rounded up to whole ticks and the current time is rounded
-/// down, so a timeout takes effect within one tick of its exact value.
+/// Timeouts are rounded up to whole ticks; the time of a transition and the
+/// current time are both rounded down, so a timeout fires within one tick of
+/// its exact value, either side (`docs/ARCHITECTURE.md`, "Time", has the
+/// cases).
 pub const TICK: Duration = Duration::from_millis(1);
 
 const NANOS_PER_TICK: u128 = TICK.as_nanos();
@@ -59,7 +61,8 @@ impl Timestamp {
     }
 }
 
-/// A duration rounded up to whole ticks, so that a timeout is never shortened.
+/// A duration rounded up to whole ticks, so that rounding the configured
+/// timeout never shortens it.
 pub(crate) const fn ticks_rounded_up(duration: Duration) -> u128 {
     duration.as_nanos().div_ceil(NANOS_PER_TICK)
 }
@@ -117,8 +120,7 @@ impl RawScale {
             return RawScale::Nanos;
         }
         // nanos per raw unit, times 2^64, over nanos per millisecond; rounded
-        // down, so time never runs ahead of the clock and timeouts are never
-        // shortened.
+        // down, so this clock never runs ahead of quanta's own scaling.
         let factor = (u128::from(nanos) << (64 - SCALE_SPAN_LOG2)) / NANOS_PER_TICK;
         u64::try_from(factor).map_or(RawScale::ViaNanos, RawScale::Factor)
     }

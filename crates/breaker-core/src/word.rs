@@ -28,6 +28,13 @@ const STAMP_MAX: u64 = (1 << STAMP_BITS) - 1;
 /// are read as `now` preceding the stamp.
 pub(crate) const MAX_ELAPSED_TICKS: u64 = (1 << (STAMP_BITS - 1)) - 1;
 
+/// The longest timeout: half the elapsed times the stamp measures. A breaker
+/// reads as past its timeout for elapsed times `timeout..=MAX_ELAPSED_TICKS`,
+/// and only then as zero elapsed again; this cap makes that window at least
+/// as long as the timeout itself, so a breaker nobody calls for a while after
+/// its timeout still finds it passed.
+pub(crate) const MAX_TIMEOUT_TICKS: u64 = 1 << (STAMP_BITS - 2);
+
 const GENERATION_MASK: u64 = !COUNT_MASK;
 
 const CLOSED: u64 = 0;
@@ -35,6 +42,7 @@ const OPEN: u64 = 1;
 const HALF_OPEN: u64 = 2;
 
 const _: () = assert!(STAMP_BITS == 38 && STATE_MASK & COUNT_MASK & EPOCH_MASK == 0);
+const _: () = assert!(MAX_ELAPSED_TICKS + 1 - MAX_TIMEOUT_TICKS >= MAX_TIMEOUT_TICKS);
 
 /// The three states of a circuit breaker.
 ///

@@ -165,7 +165,8 @@ pub fn check_validation(config: &Config) -> Option<Limits> {
     let half_open_ok = config.half_open_max <= Config::MAX_HALF_OPEN;
     let timeout = if config.timeout.is_zero() { Config::DEFAULT_TIMEOUT } else { config.timeout };
     let timeout_ms = timeout.as_nanos().div_ceil(1_000_000);
-    let timeout_ok = timeout_ms <= u128::from(MAX_ELAPSED_MS);
+    // Half of what the stamp measures (see `Config::MAX_TIMEOUT`).
+    let timeout_ok = timeout_ms <= u128::from(MAX_ELAPSED_MS).div_ceil(2);
     match config.validate() {
         Ok(limits) => {
             assert!(

@@ -17,10 +17,10 @@ use breaker_core::Config;
 use breaker_model::{Model, Phase};
 
 /// The longest time since the last transition the core reads exactly:
-/// 2^37 - 1 ms, which is also [`Config::MAX_TIMEOUT`].
+/// 2^37 - 1 ms, twice [`Config::MAX_TIMEOUT`] less a millisecond.
 pub const MAX_ELAPSED_MS: u64 = (1 << 37) - 1;
 
-const _: () = assert!(Config::MAX_TIMEOUT.as_millis() == MAX_ELAPSED_MS as u128);
+const _: () = assert!(Config::MAX_TIMEOUT.as_millis() == (MAX_ELAPSED_MS as u128).div_ceil(2));
 
 const NANOS_PER_MS: u64 = 1_000_000;
 

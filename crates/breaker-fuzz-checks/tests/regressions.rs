@@ -87,8 +87,9 @@ fn core_hung_probes_are_replaced_and_report_stale() {
 #[test]
 fn core_survives_stamp_wraps_and_jumps_to_the_documented_bound() {
     use core_vs_model::Op::*;
-    // The longest timeout: a jump of u64::MAX ms is clamped to exactly the
-    // timeout after the trip, the last elapsed time the core reads exactly.
+    // The longest timeout (2^36 ms): a jump of u64::MAX ms is clamped to
+    // 2^37 - 1 ms after the last transition, the last elapsed time the core
+    // reads exactly, where the timeout has long passed.
     let config = ConfigInput { timeout: Timeout::NearMax(0), ..config(2, 3, 0) };
     let ops = vec![
         Acquire,

@@ -47,7 +47,7 @@ impl Breaker {
     /// # Panics
     ///
     /// With the [`ConfigError`] message if a field does not fit (threshold or
-    /// half_open_max above 65 535, timeout above about 4.36 years); use
+    /// half_open_max above 65 535, timeout above about 2.18 years); use
     /// [`try_new`](Self::try_new) to get the error instead.
     ///
     /// ```

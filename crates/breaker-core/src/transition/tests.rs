@@ -123,10 +123,23 @@ fn timeout_of_one_tick() {
 
 #[test]
 fn largest_timeout_is_measured_exactly() {
-    let max = crate::word::MAX_ELAPSED_TICKS;
+    let max = crate::word::MAX_TIMEOUT_TICKS;
     let l = limits(5, 1, max);
     assert!(acquire(open_since(T0), &l, &mut at(T0 + max - 1)).decision.is_err());
     assert!(acquire(open_since(T0), &l, &mut at(T0 + max)).decision.is_ok());
+}
+
+#[test]
+fn the_largest_timeout_stays_passed_for_at_least_its_own_length() {
+    let max = crate::word::MAX_TIMEOUT_TICKS;
+    let l = limits(5, 1, max);
+    let word = open_since(T0);
+    // Every elapsed time from the timeout to twice it finds the timeout passed...
+    for late in [max, max + 1, 2 * max - 1] {
+        assert!(acquire(word, &l, &mut at(T0 + late)).decision.is_ok(), "{late} ms after opening");
+    }
+    // ...and only 2^37 ms after opening does the word read zero elapsed again.
+    assert!(acquire(word, &l, &mut at(T0 + 2 * max)).decision.is_err());
 }
 
 #[test]
