@@ -341,7 +341,7 @@ fn clock(c: &mut Criterion) {
 fn recent_clock(c: &mut Criterion) {
     let mut group = c.benchmark_group("recent_clock");
     let clock = RecentClock::shared().expect("quanta's upkeep thread is free in the bench process");
-    let breaker = Breaker::with_recent_clock(Config::default(), clock.clone());
+    let breaker = Breaker::builder(Config::default()).recent_clock(clock.clone()).build().unwrap();
     breaker.trip();
     group.bench_function("breaker_call_open", |b| b.iter(|| black_box(ok(breaker.call(downstream_ok)))));
     let open = CoreBreaker::with_recent_clock(Config::default(), clock).unwrap();

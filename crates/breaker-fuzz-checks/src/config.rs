@@ -123,7 +123,7 @@ pub fn config(input: &Input) {
     }
     for (name, built) in [
         ("Breaker::try_new", Breaker::try_new(config)),
-        ("Breaker::try_with_clock", Breaker::try_with_clock(config, breaker::quanta::Clock::mock().0)),
+        ("Breaker::builder().clock().build", Breaker::builder(config).clock(breaker::quanta::Clock::mock().0).build()),
     ] {
         match (expected, built) {
             (Some(limits), Ok(breaker)) => {

@@ -161,16 +161,18 @@ pub fn facade_sequence(input: &Input) {
     let config = input.config.config();
     let expected = check_validation(&config);
     let (clock, mock) = breaker::quanta::Clock::mock();
-    let breaker = match (expected, Breaker::try_with_clock(config, clock)) {
+    let breaker = match (expected, Breaker::builder(config).clock(clock).build()) {
         (Some(limits), Ok(breaker)) => {
-            assert_eq!(breaker.config(), limits.config(), "Breaker::try_with_clock({config:?})");
+            assert_eq!(breaker.config(), limits.config(), "Breaker::builder({config:?}).clock(mock).build()");
             Arc::new(breaker)
         }
         (None, Err(err)) => {
-            assert_eq!(Err(err), config.validate(), "Breaker::try_with_clock({config:?})");
+            assert_eq!(Err(err), config.validate(), "Breaker::builder({config:?}).clock(mock).build()");
             return;
         }
-        (expected, got) => panic!("Breaker::try_with_clock({config:?}) = {got:?}, validate gave {expected:?}"),
+        (expected, got) => {
+            panic!("Breaker::builder({config:?}).clock(mock).build() = {got:?}, validate gave {expected:?}")
+        }
     };
     let limits = config.validate().expect("checked above");
     let timeout_ms = u64::try_from(limits.timeout().as_millis()).expect("validated timeouts fit in u64 ms");

@@ -5,9 +5,11 @@ use core::future::Future;
 use std::sync::Arc;
 
 use breaker_core::quanta;
-use breaker_core::{Config, ConfigError, CoreBreaker, Outcome, RecentClock, Recorded, Rejected, State, Ticket};
+use breaker_core::{Config, ConfigError, CoreBreaker, Outcome, Recorded, Rejected, State, Ticket};
 
+use crate::builder::Builder;
 use crate::call_future::CallFuture;
+use crate::classify::{ByResult, Classify};
 use crate::counts::{Count, Counts, Tally, ThreadSlot};
 use crate::error::Error;
 use crate::permit::{OwnedPermit, Permit, PermitOf};
@@ -42,7 +44,25 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    /// A breaker on the real clock.
+    /// A builder for a breaker with options beyond the [`Config`]: the
+    /// clock, and every option added later. [`new`](Self::new),
+    /// [`try_new`](Self::try_new) and [`with_clock`](Self::with_clock) are
+    /// shorthands for it.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config};
+    ///
+    /// let (clock, _mock) = breaker::quanta::Clock::mock();
+    /// let breaker = Breaker::builder(Config::default()).clock(clock).build()?;
+    /// assert_eq!(breaker.config(), Config::default());
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn builder(config: Config) -> Builder {
+        Builder::new(config)
+    }
+
+    /// A breaker on the real clock: `Breaker::builder(config).build()`,
+    /// panicking on a bad config.
     ///
     /// # Panics
     ///
@@ -62,7 +82,7 @@ impl Breaker {
     }
 
     /// A breaker on the real clock, or the [`ConfigError`] naming the field
-    /// that does not fit. Never panics.
+    /// that does not fit: `Breaker::builder(config).build()`. Never panics.
     ///
     /// ```
     /// use breaker::{Breaker, Config};
@@ -71,12 +91,13 @@ impl Breaker {
     /// assert_eq!(err.field(), "half_open_max");
     /// ```
     pub fn try_new(config: Config) -> Result<Breaker, ConfigError> {
-        Breaker::try_with_clock(config, quanta::Clock::new())
+        Breaker::builder(config).build()
     }
 
     /// A breaker on the given clock, typically `quanta::Clock::mock()` in
     /// tests (use the [`quanta`](crate::quanta) re-export so the versions
-    /// match).
+    /// match): `Breaker::builder(config).clock(clock).build()`, panicking on
+    /// a bad config.
     ///
     /// # Panics
     ///
@@ -93,48 +114,7 @@ impl Breaker {
     /// assert_eq!(breaker.state(), State::HalfOpen);
     /// ```
     pub fn with_clock(config: Config, clock: quanta::Clock) -> Breaker {
-        Breaker::try_with_clock(config, clock).unwrap_or_else(|err| panic!("{err}"))
-    }
-
-    /// [`with_clock`](Self::with_clock) that returns the error instead of
-    /// panicking.
-    ///
-    /// ```
-    /// use breaker::{Breaker, Config};
-    ///
-    /// let (clock, _mock) = breaker::quanta::Clock::mock();
-    /// assert!(Breaker::try_with_clock(Config { threshold: 1 << 20, ..Config::default() }, clock).is_err());
-    /// ```
-    pub fn try_with_clock(config: Config, clock: quanta::Clock) -> Result<Breaker, ConfigError> {
-        CoreBreaker::with_clock(config, clock).map(Breaker::from_core)
-    }
-
-    /// A breaker on the coarse [`RecentClock`]: a rejection while open costs
-    /// a shared load instead of a cycle-counter read, and the breaker's time
-    /// lags real time by about a millisecond (see [`RecentClock`] for the
-    /// trade).
-    ///
-    /// # Panics
-    ///
-    /// As [`new`](Self::new).
-    ///
-    /// ```
-    /// use breaker::{Breaker, Config, RecentClock};
-    ///
-    /// let clock = RecentClock::shared()?; // starts the process's upkeep thread once
-    /// let breaker = Breaker::with_recent_clock(Config::default(), clock);
-    /// breaker.trip();
-    /// assert!(breaker.call(|| Ok::<_, ()>(())).unwrap_err().is_open());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn with_recent_clock(config: Config, clock: RecentClock) -> Breaker {
-        Breaker::try_with_recent_clock(config, clock).unwrap_or_else(|err| panic!("{err}"))
-    }
-
-    /// [`with_recent_clock`](Self::with_recent_clock) that returns the error
-    /// instead of panicking.
-    pub fn try_with_recent_clock(config: Config, clock: RecentClock) -> Result<Breaker, ConfigError> {
-        CoreBreaker::with_recent_clock(config, clock).map(Breaker::from_core)
+        Breaker::builder(config).clock(clock).build().unwrap_or_else(|err| panic!("{err}"))
     }
 
     /// A breaker on a core built by hand, for options only the core's
@@ -169,7 +149,7 @@ impl Breaker {
     /// ```
     #[inline(always)]
     pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, Error<E>> {
-        self.call_with(outcome_of, f)
+        self.call_with(|result| ByResult.classify(result), f)
     }
 
     /// Runs `f` if the breaker lets it through; `classify` decides how its
@@ -197,9 +177,8 @@ impl Breaker {
     /// ```
     // Always inlined: it is the counter-slot lookup, a load, the caller's
     // closure, a load and an increment, but with a plain `#[inline]` the
-    // compiler kept it out of line in a benchmark loop, adding a call and a
-    // result returned through memory (3.05 against 2.40 ns a call when
-    // measured, before the slot lookup moved ahead of the acquire).
+    // compiler keeps it out of line in a loop, adding a call and a result
+    // returned through memory to every call.
     #[inline(always)]
     pub fn call_with<T, E>(
         &self,
@@ -264,12 +243,17 @@ impl Breaker {
     /// let mut cx = Context::from_waker(Waker::noop());
     /// assert_eq!(call.as_mut().poll(&mut cx), Poll::Ready(Ok(42)));
     /// ```
+    ///
+    /// The future borrows the breaker; for one in an `Arc` that must outlive
+    /// the caller (a spawned task, a `tower::Service`), use
+    /// [`call_async_owned`](Self::call_async_owned). A breaker in a `static`
+    /// makes this future `'static` already, with no reference count.
     #[inline]
-    pub fn call_async<T, E>(
-        &self,
-        fut: impl Future<Output = Result<T, E>>,
-    ) -> impl Future<Output = Result<T, Error<E>>> {
-        self.call_async_with(outcome_of, fut)
+    pub fn call_async<T, E, F>(&self, fut: F) -> CallFuture<&Breaker, F, ByResult>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        CallFuture::new(self, ByResult, fut)
     }
 
     /// [`call_async`](Self::call_async) where `classify` decides how the
@@ -288,12 +272,64 @@ impl Breaker {
     /// assert_eq!(breaker.state(), State::Closed);
     /// ```
     #[inline]
-    pub fn call_async_with<T, E>(
-        &self,
-        classify: impl FnOnce(&Result<T, E>) -> Outcome,
-        fut: impl Future<Output = Result<T, E>>,
-    ) -> impl Future<Output = Result<T, Error<E>>> {
+    pub fn call_async_with<T, E, F, C>(&self, classify: C, fut: F) -> CallFuture<&Breaker, F, C>
+    where
+        F: Future<Output = Result<T, E>>,
+        C: FnOnce(&Result<T, E>) -> Outcome,
+    {
         CallFuture::new(self, classify, fut)
+    }
+
+    /// [`call_async`](Self::call_async) for a breaker in an `Arc`: the future
+    /// holds a clone of the `Arc` (one reference-count increment per call),
+    /// so it is `'static` whenever `fut` is, and can be spawned or returned
+    /// by a `tower::Service`. Same decisions, panic and drop semantics.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config};
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::sync::Arc;
+    /// use std::task::{Context, Poll, Waker};
+    ///
+    /// fn spawnable<F: Future + Send + 'static>(fut: F) -> F { fut }
+    ///
+    /// let breaker = Arc::new(Breaker::new(Config::default()));
+    /// let call = spawnable(breaker.call_async_owned(async { Ok::<_, ()>(42) }));
+    /// assert_eq!(pin!(call).poll(&mut Context::from_waker(Waker::noop())), Poll::Ready(Ok(42)));
+    /// assert_eq!(breaker.counts().successes, 1);
+    /// ```
+    #[inline]
+    pub fn call_async_owned<T, E, F>(self: &Arc<Self>, fut: F) -> CallFuture<Arc<Breaker>, F, ByResult>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        CallFuture::new(Arc::clone(self), ByResult, fut)
+    }
+
+    /// [`call_async_owned`](Self::call_async_owned) where `classify` decides
+    /// how the result counts. `C` is any [`Classify`]: a closure, or a type
+    /// of your own that a service can name.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, Outcome};
+    /// use std::future::Future;
+    /// use std::pin::pin;
+    /// use std::sync::Arc;
+    /// use std::task::{Context, Waker};
+    ///
+    /// let breaker = Arc::new(Breaker::new(Config { threshold: 1, ..Config::default() }));
+    /// let call = breaker.call_async_owned_with(|_: &Result<(), u16>| Outcome::Ignored, async { Err(499) });
+    /// let _ = pin!(call).poll(&mut Context::from_waker(Waker::noop()));
+    /// assert_eq!(breaker.counts().failures, 0);
+    /// ```
+    #[inline]
+    pub fn call_async_owned_with<T, E, F, C>(self: &Arc<Self>, classify: C, fut: F) -> CallFuture<Arc<Breaker>, F, C>
+    where
+        F: Future<Output = Result<T, E>>,
+        C: Classify<T, E>,
+    {
+        CallFuture::new(Arc::clone(self), classify, fut)
     }
 
     /// [`call_with_fallback`](Self::call_with_fallback) for futures: awaits
@@ -423,11 +459,10 @@ impl Breaker {
     }
 
     /// [`admit`](Self::admit) counting a rejection in a slot looked up
-    /// before the acquire: its chain of dependent loads then overlaps the
-    /// clock read that decides the rejection instead of following it (about
-    /// 3 ns of a 20 ns rejection here). Only `call_with` does this, where the
-    /// same lookup then counts the outcome; a lookup made ahead and not
-    /// reused measured 2 ns slower on `call_async`'s healthy path.
+    /// before the acquire: the lookup's loads then overlap the clock read
+    /// that decides the rejection instead of following it. Only `call_with`
+    /// does this, where the same lookup then counts the outcome; a lookup
+    /// made ahead and not reused would slow the healthy path of the others.
     #[inline(always)]
     pub(crate) fn admit_in(&self, slot: ThreadSlot<'_>) -> Result<Ticket, Rejected> {
         self.core.acquire().inspect_err(|_| self.tally.add_in(slot, Count::Rejection))
@@ -467,8 +502,4 @@ impl fmt::Debug for Breaker {
             .field("counts", &self.counts())
             .finish()
     }
-}
-
-fn outcome_of<T, E>(result: &Result<T, E>) -> Outcome {
-    if result.is_ok() { Outcome::Success } else { Outcome::Failure }
 }

@@ -1,49 +1,99 @@
-//! The future behind [`Breaker::call_async_with`](crate::Breaker::call_async_with).
+//! [`CallFuture`]: the future of an asynchronous call through a breaker.
 //!
-//! A hand-written future rather than an `async fn`: a panic while the inner
-//! future is polled must count as a failure at once, and dropping the future
-//! between polls (the caller gave up) as ignored, so every poll of the inner
-//! future is bracketed by a guard. An `async fn` doing the same (the inner
-//! future pinned and polled through `poll_fn`) measured about 14 ns a call,
-//! most of it moving state around, against about 6.5 ns for this (2.2 ns
-//! since admission and recording inline to a load and a compare each).
-//! `pin-project-lite` projects the pin without `unsafe` in this crate.
+//! Hand-written rather than an `async fn`: a panic while the inner future is
+//! polled must count as a failure at once, and dropping the future between
+//! polls (the caller gave up) as ignored, so every poll of the inner future
+//! is bracketed by a guard; an `async fn` doing the same moves more state
+//! around on every call (BENCHMARKS.md has the numbers). `pin-project-lite`
+//! projects the pin without `unsafe` in this crate.
 
+use core::fmt;
 use core::future::Future;
+use core::ops::Deref;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use breaker_core::Outcome;
+use breaker_core::{Outcome, Ticket};
 use pin_project_lite::pin_project;
 
-use crate::permit::{Permit, PermitOf};
+use crate::classify::Classify;
 use crate::{Breaker, Error};
 
 pin_project! {
-    /// A call through the breaker that decides at its first poll, then polls
-    /// `fut` under a permit. Dropped between polls, the permit reports the
-    /// call as ignored.
-    pub(crate) struct CallFuture<'a, F, C> {
-        breaker: &'a Breaker,
+    /// A call through a [`Breaker`] that decides at its first poll, then
+    /// polls the inner future `F` and counts its result as `C` classifies it.
+    ///
+    /// Made by [`Breaker::call_async`] and [`Breaker::call_async_with`]
+    /// (`B` is `&Breaker`) and by [`Breaker::call_async_owned`] and
+    /// [`Breaker::call_async_owned_with`] (`B` is `Arc<Breaker>`, so the
+    /// future is `'static` when `F` and `C` are: what a `tower::Service`
+    /// or a spawned task needs).
+    ///
+    /// - Rejected at the first poll: ready at once with [`Error::Open`],
+    ///   without polling `F`.
+    /// - A panic while `F` is polled counts as a failure at the panic and
+    ///   ends the call; polling again panics.
+    /// - Dropped before `F` completes: counts as nothing, and a half-open
+    ///   breaker gets its probe slot back.
+    ///
+    /// ```
+    /// use breaker::{Breaker, ByResult, CallFuture, Config};
+    /// use std::future::Ready;
+    /// use std::sync::Arc;
+    ///
+    /// // A type a service can name as its `Future`.
+    /// type Call = CallFuture<Arc<Breaker>, Ready<Result<u32, ()>>, ByResult>;
+    /// let breaker = Arc::new(Breaker::new(Config::default()));
+    /// let call: Call = breaker.call_async_owned(std::future::ready(Ok(7)));
+    /// # drop(call);
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct CallFuture<B, F, C>
+    where
+        B: Deref<Target = Breaker>,
+    {
+        breaker: B,
         // `None` once the call has completed.
         classify: Option<C>,
-        // `None` until the first poll admits the call.
-        permit: Option<Permit<'a>>,
+        // `Some` from the admission until the result is reported.
+        ticket: Option<Ticket>,
+        // Whether the first poll has decided.
+        admitted: bool,
         #[pin]
         fut: F,
     }
-}
 
-impl<'a, F, C> CallFuture<'a, F, C> {
-    pub(crate) fn new(breaker: &'a Breaker, classify: C, fut: F) -> Self {
-        CallFuture { breaker, classify: Some(classify), permit: None, fut }
+    impl<B, F, C> PinnedDrop for CallFuture<B, F, C>
+    where
+        B: Deref<Target = Breaker>,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(ticket) = this.ticket.take() {
+                settle_unreported(this.breaker, ticket);
+            }
+        }
     }
 }
 
-impl<T, E, F, C> Future for CallFuture<'_, F, C>
+/// A call dropped before it finished: counts as nothing, frees a probe slot.
+#[cold]
+#[inline(never)]
+fn settle_unreported(breaker: &Breaker, ticket: Ticket) {
+    breaker.settle(ticket, Outcome::Ignored);
+}
+
+impl<B: Deref<Target = Breaker>, F, C> CallFuture<B, F, C> {
+    pub(crate) fn new(breaker: B, classify: C, fut: F) -> Self {
+        CallFuture { breaker, classify: Some(classify), ticket: None, admitted: false, fut }
+    }
+}
+
+impl<T, E, B, F, C> Future for CallFuture<B, F, C>
 where
+    B: Deref<Target = Breaker>,
     F: Future<Output = Result<T, E>>,
-    C: FnOnce(&Result<T, E>) -> Outcome,
+    C: Classify<T, E>,
 {
     type Output = Result<T, Error<E>>;
 
@@ -52,9 +102,11 @@ where
         if this.classify.is_none() {
             panic!("a breaker call future was polled after it completed");
         }
-        if this.permit.is_none() {
-            match this.breaker.admit() {
-                Ok(ticket) => *this.permit = Some(PermitOf::new(*this.breaker, ticket)),
+        let breaker: &Breaker = this.breaker;
+        if !*this.admitted {
+            *this.admitted = true;
+            match breaker.admit() {
+                Ok(ticket) => *this.ticket = Some(ticket),
                 Err(rejected) => {
                     *this.classify = None;
                     return Poll::Ready(Err(Error::Open(rejected)));
@@ -64,30 +116,40 @@ where
         // A panic in `fut` unwinds through this frame, not through the future,
         // which the caller still owns (and may poll again): the guard reports
         // the failure at the panic and ends the call.
-        let guard = FailOnUnwind { permit: &mut *this.permit, classify: &mut *this.classify };
+        let guard = FailOnUnwind { breaker, ticket: &mut *this.ticket, classify: &mut *this.classify };
         let poll = this.fut.poll(cx);
         core::mem::forget(guard);
         let Poll::Ready(result) = poll else { return Poll::Pending };
-        // Reported in place: moving the permit out costs a store-forwarding stall.
-        if let (Some(permit), Some(classify)) = (this.permit.as_mut(), this.classify.take()) {
-            permit.record_in_place(classify(&result));
+        if let (Some(ticket), Some(classify)) = (this.ticket.take(), this.classify.take()) {
+            breaker.settle(ticket, classify.classify(&result));
         }
         Poll::Ready(result.map_err(Error::Inner))
     }
 }
 
+impl<B: Deref<Target = Breaker>, F, C> fmt::Debug for CallFuture<B, F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallFuture")
+            .field("admitted", &self.admitted)
+            .field("ticket", &self.ticket)
+            .field("done", &self.classify.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Armed only while the inner future is polled; forgotten when the poll
 /// returns, so its drop runs only when a panic unwinds through the poll.
-struct FailOnUnwind<'g, 'a, C> {
-    permit: &'g mut Option<Permit<'a>>,
+struct FailOnUnwind<'g, C> {
+    breaker: &'g Breaker,
+    ticket: &'g mut Option<Ticket>,
     classify: &'g mut Option<C>,
 }
 
-impl<C> Drop for FailOnUnwind<'_, '_, C> {
+impl<C> Drop for FailOnUnwind<'_, C> {
     fn drop(&mut self) {
         *self.classify = None;
-        if let Some(permit) = self.permit.as_mut() {
-            permit.record_in_place(Outcome::Failure);
+        if let Some(ticket) = self.ticket.take() {
+            self.breaker.settle(ticket, Outcome::Failure);
         }
     }
 }

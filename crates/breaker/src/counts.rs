@@ -37,9 +37,15 @@ use crate::lane::{self, Lane, Slot, increment};
 /// let breaker = Breaker::new(Config::default());
 /// let _ = breaker.call(|| Ok::<_, ()>(1));
 /// let _ = breaker.call(|| Err::<(), _>("down"));
-/// assert_eq!(breaker.counts(), Counts { successes: 1, failures: 1, rejections: 0 });
+/// let counts: Counts = breaker.counts();
+/// assert_eq!((counts.successes, counts.failures, counts.rejections), (1, 1, 0));
 /// ```
+///
+/// `#[non_exhaustive]`: counts the breaker may keep later (ignored or stale
+/// results, transitions) will be new fields, so build one with
+/// [`Counts::default`] and read the fields by name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Counts {
     /// Calls that ran and were counted as successes.
     pub successes: u64,

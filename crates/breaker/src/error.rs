@@ -27,6 +27,33 @@ use breaker_core::Rejected;
 /// assert_eq!(err.to_string(), "circuit breaker is open");
 /// assert!(matches!(err, Error::Open(_)));
 /// ```
+///
+/// # With `?`
+///
+/// `Error<E>` is a [`std::error::Error`] whenever `E` is, so `?` converts it
+/// into `Box<dyn Error + Send + Sync>` (or `anyhow::Error`, `eyre::Report`)
+/// whenever `E: Error + Send + Sync + 'static`. For an `E` that is not an
+/// error type (a `&str`, an enum of your own), convert the inner error with
+/// [`map_inner`](Error::map_inner), or box the whole error with
+/// [`into_boxed`](Error::into_boxed).
+///
+/// ```
+/// use breaker::{Breaker, Config};
+///
+/// fn port(breaker: &Breaker) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
+///     let port = breaker.call(|| "8080".parse::<u16>())?; // E = ParseIntError, an error type
+///     let host = breaker.call(|| Err::<String, _>("no host")).map_err(|err| err.into_boxed())?;
+///     Ok(port + host.len() as u16)
+/// }
+///
+/// let breaker = Breaker::new(Config::default());
+/// assert_eq!(port(&breaker).unwrap_err().to_string(), "no host");
+/// ```
+///
+/// Two cases, for good: the breaker either refused the call or ran it. A
+/// timeout, a cancellation or any other way the call can end is the call's
+/// own error (`Inner`), decided by the code that runs it, so matching `Open`
+/// and `Inner` stays exhaustive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Error<E> {
     /// The breaker is open (or half-open with every probe slot taken); the
@@ -47,6 +74,44 @@ impl<E> Error<E> {
         match self {
             Error::Open(_) => None,
             Error::Inner(inner) => Some(inner),
+        }
+    }
+
+    /// The same error with the inner error converted by `f`; a rejection
+    /// stays a rejection.
+    ///
+    /// ```
+    /// use breaker::Error;
+    ///
+    /// let err: Error<u16> = Error::Inner(503);
+    /// assert_eq!(err.map_inner(|status| format!("status {status}")), Error::Inner("status 503".to_string()));
+    /// ```
+    pub fn map_inner<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
+        match self {
+            Error::Open(rejected) => Error::Open(rejected),
+            Error::Inner(inner) => Error::Inner(f(inner)),
+        }
+    }
+
+    /// The error as a boxed [`std::error::Error`]: the [`Rejected`] itself,
+    /// or the inner error converted as `?` converts it (a `&str` or `String`
+    /// becomes a message, an error type is boxed as it is).
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, Rejected};
+    ///
+    /// let breaker = Breaker::new(Config::default());
+    /// breaker.trip();
+    /// let boxed = breaker.call(|| Ok::<_, &str>(())).unwrap_err().into_boxed();
+    /// assert!(boxed.downcast_ref::<Rejected>().is_some());
+    /// ```
+    pub fn into_boxed(self) -> Box<dyn std::error::Error + Send + Sync>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match self {
+            Error::Open(rejected) => Box::new(rejected),
+            Error::Inner(inner) => inner.into(),
         }
     }
 

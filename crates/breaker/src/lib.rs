@@ -36,7 +36,7 @@
 //! breaker changed state is stale and changes nothing; half-open limits probes
 //! *in flight*, so an ignored or abandoned probe frees its slot; a probe that
 //! never returns cannot wedge the breaker (after `timeout` a fresh probe is let
-//! through); [`Breaker::state`] has no side effects; a panic in the wrapped
+//! through, while the hung one may still be running); [`Breaker::state`] has no side effects; a panic in the wrapped
 //! call counts as a failure.
 //!
 //! # Cost
@@ -47,18 +47,39 @@
 //! machine lives in [`breaker_core`]; see its docs for the packed state word.
 //!
 //! Rejecting a call while open reads the clock, which is most of its cost
-//! (about 17 ns here). A program whose breakers reject at high rates can opt
+//! (`BENCHMARKS.md` in the repository has the numbers). A program whose breakers reject at high rates can opt
 //! into a coarse clock kept by a background thread, [`RecentClock`], with
-//! [`Breaker::with_recent_clock`].
+//! [`Builder::recent_clock`].
+//!
+//! # Time in tests
+//!
+//! The breaker runs on a [`quanta`] clock, and `quanta::Clock::mock()` gives
+//! a test full control of it: pass the clock to [`Breaker::with_clock`] (or
+//! [`Builder::clock`]) and move time with the `Mock` handle; no test needs to
+//! sleep. A test that pauses tokio's time (`tokio::time::pause`) does not move
+//! quanta's: advance the mock by the same amount alongside.
+//!
+//! `quanta` is a public dependency: its `Clock` is in this crate's API, and
+//! it is re-exported as [`breaker::quanta`](crate::quanta) so tests use the
+//! same version. A major version of quanta will come with a major version of
+//! this crate. A clock trait of our own would let other clocks drive a
+//! breaker, but would put an indirect call (or a type parameter on
+//! `Breaker`) on every clock read, which is most of what a rejection costs;
+//! the mock already covers tests.
 
 mod breaker;
+mod builder;
 mod call_future;
+mod classify;
 mod counts;
 mod error;
 mod lane;
 mod permit;
 
 pub use crate::breaker::Breaker;
+pub use builder::Builder;
+pub use call_future::CallFuture;
+pub use classify::{ByResult, Classify};
 pub use counts::Counts;
 pub use error::Error;
 pub use permit::{OwnedPermit, Permit, PermitOf};

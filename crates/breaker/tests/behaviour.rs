@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use breaker::quanta::{Clock, Mock};
-use breaker::{Breaker, Config, Counts, Error, Outcome, Recorded, State};
+use breaker::{Breaker, Config, Error, Outcome, Recorded, State};
 
 fn breaker(threshold: u32, half_open_max: u32, timeout_ms: u64) -> (Breaker, Arc<Mock>) {
     let (clock, mock) = Clock::mock();
@@ -24,6 +24,12 @@ fn fail(breaker: &Breaker) {
 
 fn succeed(breaker: &Breaker) {
     assert_eq!(breaker.call(|| Ok::<_, ()>(())), Ok(()));
+}
+
+/// Successes, failures and rejections.
+fn counts(breaker: &Breaker) -> (u64, u64, u64) {
+    let counts = breaker.counts();
+    (counts.successes, counts.failures, counts.rejections)
 }
 
 /// Polls a future once with a waker that does nothing.
@@ -124,7 +130,7 @@ fn go_cancellation_does_not_count() {
     let result = b.call_with(|_| Outcome::Ignored, || Err::<(), _>("context canceled"));
     assert!(matches!(result, Err(Error::Inner("context canceled"))));
     assert_eq!(b.state(), State::Closed);
-    assert_eq!(b.counts(), Counts::default());
+    assert_eq!(counts(&b), (0, 0, 0));
 }
 
 #[test]
@@ -192,7 +198,7 @@ fn a_dropped_future_counts_nothing_and_frees_its_probe_slot() {
         assert!(poll_once(call.as_mut()).is_pending());
         assert!(b.try_acquire().is_err(), "the pending probe holds the only slot");
     }
-    assert_eq!(b.counts(), Counts { successes: 0, failures: 0, rejections: 1 });
+    assert_eq!(counts(&b), (0, 0, 1));
     assert_eq!(b.state(), State::HalfOpen);
     let probe = b.try_acquire().expect("the dropped probe's slot is free");
     probe.success();
@@ -318,7 +324,7 @@ fn counts_from_eight_threads_add_up_exactly() {
             });
         }
     });
-    assert_eq!(b.counts(), Counts { successes: 30_000, failures: 10_000, rejections: 0 });
+    assert_eq!(counts(&b), (30_000, 10_000, 0));
     b.trip();
     std::thread::scope(|scope| {
         for _ in 0..8 {
@@ -349,7 +355,7 @@ fn a_threads_first_call_counts_through_every_entry_point() {
         std::thread::scope(|scope| scope.spawn(|| assert!(entry(&b), "{name}")).join().unwrap());
         b.trip();
         std::thread::scope(|scope| scope.spawn(|| assert!(!entry(&b), "{name}")).join().unwrap());
-        assert_eq!(b.counts(), Counts { successes: 1, failures: 0, rejections: 1 }, "{name}");
+        assert_eq!(counts(&b), (1, 0, 1), "{name}");
     }
 }
 
@@ -364,20 +370,20 @@ fn a_call_nested_in_a_threads_first_call_counts_both() {
             assert_eq!(outer, Ok(1));
         });
     });
-    assert_eq!(b.counts(), Counts { successes: 2, failures: 0, rejections: 0 });
+    assert_eq!(counts(&b), (2, 0, 0));
 }
 
 #[test]
 fn a_breaker_on_the_recent_clock_runs_the_same_state_machine() {
     let clock = breaker::RecentClock::shared().expect("nothing else starts quanta's upkeep in this test binary");
-    let b = Breaker::with_recent_clock(Config { threshold: 2, ..Config::default() }, clock);
+    let b = Breaker::builder(Config { threshold: 2, ..Config::default() }).recent_clock(clock).build().unwrap();
     fail(&b);
     fail(&b);
     assert_eq!(b.state(), State::Open);
     assert!(b.call(|| Ok::<_, ()>(())).unwrap_err().is_open());
     b.reset();
     succeed(&b);
-    assert_eq!(b.counts(), Counts { successes: 1, failures: 2, rejections: 1 });
+    assert_eq!(counts(&b), (1, 2, 1));
 }
 
 #[test]
@@ -448,5 +454,59 @@ fn a_panic_in_a_kept_future_counts_at_the_panic_and_ends_the_call() {
     assert_eq!(b.state(), State::Open);
     let again = catch_unwind(AssertUnwindSafe(|| poll_once(call.as_mut())));
     assert!(again.is_err(), "the call is over: the inner future is not polled again");
-    assert_eq!(b.counts(), Counts { successes: 0, failures: 1, rejections: 0 });
+    assert_eq!(counts(&b), (0, 1, 0));
+}
+
+#[test]
+fn errors_convert_with_question_mark_and_box() {
+    fn through(breaker: &Breaker, fail: bool) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
+        let parsed = breaker.call(|| if fail { "x".parse::<u16>() } else { "80".parse::<u16>() })?;
+        Ok(parsed)
+    }
+    let (b, _mock) = breaker(5, 1, 1_000);
+    assert_eq!(through(&b, false).unwrap(), 80);
+    assert_eq!(through(&b, true).unwrap_err().to_string(), "invalid digit found in string");
+    b.trip();
+    let rejected = through(&b, false).unwrap_err();
+    // `?` boxes the whole error: a rejection displays as one and downcasts to it.
+    assert_eq!(rejected.to_string(), "circuit breaker is open");
+    assert!(rejected.downcast_ref::<Error<std::num::ParseIntError>>().is_some_and(Error::is_open));
+    let boxed = b.call(|| Ok::<(), &str>(())).unwrap_err().into_boxed();
+    assert_eq!(boxed.to_string(), "circuit breaker is open");
+    assert_eq!(Error::<&str>::Inner("no route").into_boxed().to_string(), "no route");
+    assert!(b.call(|| Ok::<(), u8>(())).unwrap_err().map_inner(u16::from).is_open());
+    assert_eq!(Error::<u8>::Inner(7).map_inner(u16::from), Error::Inner(7u16));
+}
+
+#[test]
+fn an_owned_call_is_static_and_counts_like_a_borrowed_one() {
+    fn assert_send_static<T: Send + 'static>(_: &T) {}
+    let (b, mock) = breaker(1, 1, 1_000);
+    let b = Arc::new(b);
+    let call = b.call_async_owned(async { Ok::<_, ()>(()) });
+    assert_send_static(&call);
+    assert_eq!(poll_once(pin!(call)), Poll::Ready(Ok(())));
+
+    // A panic while polling is a failure at the panic.
+    let panic = catch_unwind(AssertUnwindSafe(|| {
+        let call = b.call_async_owned(async { panic!("poll exploded") as Result<(), ()> });
+        let _ = poll_once(pin!(call));
+    }));
+    assert!(panic.is_err());
+    assert_eq!(b.state(), State::Open);
+
+    // A dropped probe counts nothing and frees its slot.
+    mock.increment(Duration::from_secs(1));
+    let mut probe = Box::pin(b.call_async_owned(pending_once(Ok::<_, ()>(()))));
+    assert!(poll_once(probe.as_mut()).is_pending());
+    assert!(b.try_acquire().is_err(), "the pending probe holds the only slot");
+    drop(probe);
+    assert_eq!(b.state(), State::HalfOpen);
+
+    // A classifier of its own.
+    let call = b.call_async_owned_with(|_: &Result<(), ()>| Outcome::Ignored, async { Err(()) });
+    assert_eq!(poll_once(pin!(call)), Poll::Ready(Err(Error::Inner(()))));
+    assert_eq!(b.state(), State::HalfOpen, "ignored: the probe slot is free again");
+    assert_eq!(counts(&b), (1, 1, 1));
+    assert_eq!(Arc::strong_count(&b), 1, "every finished or dropped call gave its Arc back");
 }
