@@ -178,8 +178,7 @@ impl CoreBreaker {
     // inline around it) is the healthy path's load and compare. The four
     // public methods spell out load-then-decide each rather than share a
     // helper taking the `now` closure: through such a helper the compiler
-    // stored the closure on every call, the healthy ones included (+0.2 ns
-    // a call, measured).
+    // stores the closure on every call, the healthy ones included.
 
     #[inline(never)]
     fn acquire_changing(&self, word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Result<Ticket, Rejected> {

@@ -7,12 +7,11 @@ use crate::time::TICK;
 /// A coarse clock: quanta's "recent" time, which a background thread
 /// refreshes every [`TICK`], for breakers built with
 /// [`CoreBreaker::with_recent_clock`](crate::CoreBreaker::with_recent_clock)
-/// (or the facade's `Breaker::with_recent_clock`).
+/// (or the facade's `Breaker::builder(config).recent_clock(clock)`).
 ///
 /// Reading it is a load of one shared word instead of a cycle-counter read,
 /// which is most of what an open breaker's rejection costs with the default
-/// clock (a facade `call` on an open breaker: 17 ns against 7.7 ns here;
-/// `BENCHMARKS.md` has the numbers).
+/// clock (`BENCHMARKS.md` has the numbers).
 ///
 /// The price:
 /// - The breaker's time lags real time by up to a tick plus however late the

@@ -152,9 +152,8 @@ impl TimeSource {
     /// Reads the clock. This is the only place the core does.
     ///
     /// The raw counter and one multiply to milliseconds are cheaper than
-    /// quanta's scaling to nanoseconds and a division (14.5 to 12.0 ns a read
-    /// here when the multiply came in); a counter reading before the base
-    /// counts as the base. Inlined where the time is needed: the out-of-line
+    /// quanta's scaling to nanoseconds and a division; a counter reading
+    /// before the base counts as the base. Inlined where the time is needed: the out-of-line
     /// slow paths of acquire and record, `state`, `trip`, `reset`, `now`, and
     /// `timestamp` on the recent clock; never into the healthy path.
     #[inline]
