@@ -239,6 +239,31 @@ mod tests {
     }
 
     #[test]
+    fn the_production_scale_converts_a_real_interval_as_quanta_does() {
+        let clock = quanta::Clock::new();
+        let scale = RawScale::of(&clock);
+        let span = 1u64 << SCALE_SPAN_LOG2;
+        if clock.delta_as_nanos(0, span) == span {
+            assert_eq!(scale, RawScale::Nanos, "quanta's OS clock counts nanoseconds");
+        } else {
+            assert!(matches!(scale, RawScale::Factor(_)), "a cycle counter gets the one-multiply scale: {scale:?}");
+        }
+        let time = TimeSource::new(clock.clone());
+        let (raw_before, before) = (clock.raw(), time.now());
+        std::thread::sleep(Duration::from_millis(5));
+        let (raw_after, after) = (clock.raw(), time.now());
+        // quanta's own conversion of the same interval is the reference.
+        let quanta_nanos = clock.delta_as_nanos(raw_before, raw_after);
+        assert!(quanta_nanos >= 5_000_000, "slept 5 ms, quanta says {quanta_nanos} ns");
+        let ours = scale.to_ticks(raw_after - raw_before, &clock);
+        let exact = quanta_nanos / 1_000_000;
+        assert!(ours <= exact && exact - ours <= 1, "{ours} ms for quanta's {quanta_nanos} ns");
+        // Through `now`, each end rounds down on its own: one tick more either way.
+        let elapsed = after.as_millis() - before.as_millis();
+        assert!(elapsed.abs_diff(exact) <= 1, "now() moved {elapsed} ms over quanta's {quanta_nanos} ns");
+    }
+
+    #[test]
     fn a_cycle_counter_scale_rounds_down() {
         // A 3 GHz counter: 1/3 ns per unit, so 3 million units are one ms.
         let clock = quanta::Clock::new();

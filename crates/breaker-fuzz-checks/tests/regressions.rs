@@ -22,11 +22,13 @@ fn regressions(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions").join(target)
 }
 
-/// Replays every file directly in `regressions/<target>/` (none if there is
-/// no such directory); returns how many.
-fn replay_dir(target: &str) -> usize {
+/// Replays every file directly in `regressions/<target>/`, which must exist
+/// and hold at least one input: a missing or emptied directory fails rather
+/// than passing with nothing replayed.
+fn replay_dir(target: &str) {
     quiet_deliberate_panics();
-    let Ok(entries) = std::fs::read_dir(regressions(target)) else { return 0 };
+    let dir = regressions(target);
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display()));
     let mut files: Vec<PathBuf> = entries
         .map(|entry| entry.expect("a directory entry").path())
         .filter(|path| path.is_file() && !path.file_name().is_some_and(|name| name.to_string_lossy().starts_with('.')))
@@ -37,7 +39,7 @@ fn replay_dir(target: &str) -> usize {
         eprintln!("replaying {}", file.display());
         assert!(replay(target, &bytes), "{} does not decode as a {target} input: a stale file?", file.display());
     }
-    files.len()
+    assert!(!files.is_empty(), "{} holds no input to replay", dir.display());
 }
 
 #[test]
