@@ -5,11 +5,11 @@ use core::fmt;
 
 use crate::time::Timestamp;
 
-const STATE_SHIFT: u32 = 0;
+// The state is the low bits: no shift.
 const STATE_BITS: u32 = 2;
-const STATE_MASK: u64 = ((1 << STATE_BITS) - 1) << STATE_SHIFT;
+const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
 
-const COUNT_SHIFT: u32 = STATE_SHIFT + STATE_BITS;
+const COUNT_SHIFT: u32 = STATE_BITS;
 const COUNT_BITS: u32 = 16;
 /// The largest value of the count field.
 pub(crate) const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
@@ -133,7 +133,7 @@ impl StateWord {
 
     /// The stored phase.
     pub const fn phase(self) -> State {
-        match (self.0 & STATE_MASK) >> STATE_SHIFT {
+        match self.0 & STATE_MASK {
             CLOSED => State::Closed,
             OPEN => State::Open,
             _ => State::HalfOpen,
@@ -178,7 +178,7 @@ impl StateWord {
         };
         let epoch = (self.epoch() as u64 + 1) & EPOCH_MAX;
         let stamp = now.as_millis() & STAMP_MAX;
-        StateWord((stamp << STAMP_SHIFT) | (epoch << EPOCH_SHIFT) | (phase << STATE_SHIFT))
+        StateWord((stamp << STAMP_SHIFT) | (epoch << EPOCH_SHIFT) | phase)
     }
 
     /// Ticks from the stamp to `now`, reading the wrapping difference as
@@ -263,6 +263,12 @@ mod tests {
         assert_eq!(word.elapsed(at_bound), MAX_ELAPSED_TICKS);
         // One tick further reads as "before the stamp": the documented limit.
         assert_eq!(word.elapsed(Timestamp::from_millis(8 + MAX_ELAPSED_TICKS)), 0);
+    }
+
+    #[test]
+    fn debug_shows_every_field() {
+        let word = StateWord::INITIAL.enter(State::HalfOpen, Timestamp::from_millis(77)).with_count(3);
+        assert_eq!(format!("{word:?}"), "StateWord { phase: HalfOpen, count: 3, epoch: 1, stamp: 77 }");
     }
 
     #[test]

@@ -184,3 +184,12 @@ fn the_breaker_is_send_sync_and_shares_one_cache_line_free_word() {
     assert_send_sync::<CoreBreaker>();
     assert!(std::mem::align_of::<CoreBreaker>() >= 64, "the word sits on its own cache line");
 }
+
+#[test]
+fn debug_shows_the_word_and_the_limits() {
+    let (b, _mock) = breaker(3, 2, 100);
+    fail(&b, 1);
+    let debug = format!("{b:?}");
+    assert!(debug.starts_with("CoreBreaker { word: StateWord { phase: Closed, count: 1,"), "{debug}");
+    assert!(debug.contains("limits: Limits { threshold: 3, half_open_max: 2, timeout_ticks: 100 }"), "{debug}");
+}

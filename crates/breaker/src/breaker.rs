@@ -453,6 +453,11 @@ impl Breaker {
         self.core.limits().config()
     }
 
+    #[cfg(test)]
+    pub(crate) fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
     #[inline]
     pub(crate) fn admit(&self) -> Result<Ticket, Rejected> {
         self.core.acquire().inspect_err(|_| self.tally.add(Count::Rejection))

@@ -245,6 +245,21 @@ mod tests {
     }
 
     #[test]
+    fn sixty_four_breakers_side_by_side_stay_cached_at_once() {
+        std::thread::spawn(|| {
+            let breakers: Vec<crate::Breaker> =
+                (0..lane::CACHE_LEN).map(|_| crate::Breaker::new(crate::Config::default())).collect();
+            for breaker in &breakers {
+                assert!(breaker.call(|| Ok::<_, ()>(())).is_ok());
+            }
+            let cached = breakers.iter().filter(|breaker| breaker.tally().thread_slot().slot.is_some()).count();
+            assert_eq!(cached, lane::CACHE_LEN, "each breaker in the array has a cache entry of its own");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
     fn a_moved_tally_keeps_its_slot() {
         std::thread::spawn(|| {
             let tally = Tally::new();

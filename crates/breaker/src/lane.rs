@@ -201,11 +201,12 @@ thread_local! {
 }
 
 /// The cache entry for the breaker whose tally lives at `at`: an address
-/// costs no load to hash, and breakers at different addresses (in an array,
-/// in `Arc`s) spread over the entries.
+/// costs no load to hash. A `Breaker` is 256 bytes, so breakers side by side
+/// (in an array, a slab) take consecutive entries, 64 of them before two
+/// share one; breakers in separate allocations (`Arc`s) spread over them.
 #[inline(always)]
-fn entry_index(at: usize) -> usize {
-    ((at >> 7) ^ (at >> 13)) & (CACHE_LEN - 1)
+pub(crate) fn entry_index(at: usize) -> usize {
+    (at >> 8) & (CACHE_LEN - 1)
 }
 
 /// This thread's slot for breaker `breaker`, whose tally lives at `at`, if
@@ -247,7 +248,8 @@ pub(crate) fn slot(
 }
 
 /// Breaker ids are consecutive integers: a multiply spreads them over the
-/// table's buckets, and nothing outside the crate picks them, so there is no
+/// table's buckets (whose index is the hash's low bits and whose tag is its
+/// top seven), and nothing outside the crate picks them, so there is no
 /// flooding to defend against.
 #[derive(Default)]
 struct IdHasher(u64);
@@ -257,6 +259,7 @@ impl Hasher for IdHasher {
         self.0
     }
 
+    /// Never called: the map's keys are `u64` ids, hashed by `write_u64`.
     fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
             self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -276,4 +279,33 @@ pub(crate) fn with_lane_busy<R>(f: impl FnOnce() -> R) -> R {
         let _busy = holder.borrow_mut();
         f()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn a_lane_carves_its_slots_side_by_side() {
+        let mut held = Held::new();
+        let first = core::ptr::from_ref(held.carve()) as usize;
+        let second = core::ptr::from_ref(held.carve()) as usize;
+        assert_eq!(second - first, size_of::<Slot>(), "packed in one chunk, not allocated one by one");
+    }
+
+    #[test]
+    fn consecutive_ids_hash_apart_in_both_the_index_and_the_tag() {
+        let hasher = BuildHasherDefault::<IdHasher>::default();
+        let hashes: Vec<u64> = (1..=128u64).map(|id| hasher.hash_one(id)).collect();
+        let mut indices: Vec<u64> = hashes.iter().map(|hash| hash & 127).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        assert_eq!(indices.len(), 128, "the low bits tell 128 consecutive ids apart");
+        let mut tags: Vec<u64> = hashes.iter().map(|hash| hash >> 57).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        assert!(tags.len() >= 64, "only {} distinct tags for 128 ids", tags.len());
+    }
 }

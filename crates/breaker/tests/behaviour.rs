@@ -510,3 +510,35 @@ fn an_owned_call_is_static_and_counts_like_a_borrowed_one() {
     assert_eq!(counts(&b), (1, 1, 1));
     assert_eq!(Arc::strong_count(&b), 1, "every finished or dropped call gave its Arc back");
 }
+
+#[test]
+fn debug_output_shows_what_an_operator_needs() {
+    let (b, _mock) = breaker(2, 1, 1_000);
+    fail(&b);
+    let debug = format!("{b:?}");
+    assert!(debug.starts_with("Breaker { state: Closed, config: Config { threshold: 2,"), "{debug}");
+    assert!(debug.contains("counts: Counts { successes: 0, failures: 1, rejections: 0 }"), "{debug}");
+
+    let (clock, _mock) = breaker::quanta::Clock::mock();
+    let builder = Breaker::builder(Config::default()).clock(clock);
+    assert!(format!("{builder:?}").contains(r#"clock: "given""#), "{builder:?}");
+    assert!(format!("{:?}", Breaker::builder(Config::default())).contains(r#"clock: "real""#));
+
+    let permit = b.try_acquire().unwrap();
+    assert!(format!("{permit:?}").starts_with("Permit { ticket: Ticket"), "{permit:?}");
+    drop(permit);
+
+    let mut call = pin!(b.call_async(pending_once(Ok::<_, ()>(()))));
+    assert!(format!("{call:?}").contains("admitted: false"), "{call:?}");
+    assert!(poll_once(call.as_mut()).is_pending());
+    assert!(format!("{call:?}").contains("admitted: true, ticket: Some("), "{call:?}");
+}
+
+#[test]
+fn is_open_tells_a_rejection_from_the_calls_own_error() {
+    let (b, _mock) = breaker(1, 1, 1_000);
+    let own = b.call(|| Err::<(), _>("refused")).unwrap_err();
+    assert!(!own.is_open() && own.rejected().is_none());
+    let rejected = b.call(|| Ok::<_, &str>(())).unwrap_err();
+    assert!(rejected.is_open() && rejected.rejected().is_some());
+}
