@@ -119,11 +119,18 @@ impl Tally {
     /// This thread's slot, if the thread-local cache has it.
     #[inline(always)]
     pub(crate) fn thread_slot(&self) -> ThreadSlot<'_> {
-        ThreadSlot { slot: lane::cached(self.id, self.address()), _tally: PhantomData }
+        ThreadSlot { slot: lane::cached(self.id, self.position()), _tally: PhantomData }
     }
 
-    fn address(&self) -> usize {
-        core::ptr::from_ref(self) as usize
+    /// Where this tally sits, in units of the size of the [`Breaker`] it is
+    /// part of: breakers side by side have consecutive positions, which the
+    /// cache spreads them by. A division by a constant (a shift for the
+    /// 256-byte breaker of 64-bit targets).
+    ///
+    /// [`Breaker`]: crate::Breaker
+    #[inline(always)]
+    fn position(&self) -> usize {
+        core::ptr::from_ref(self) as usize / size_of::<crate::Breaker>()
     }
 
     /// [`add_in`](Self::add_in) when the cache did not have the slot: a
@@ -132,7 +139,7 @@ impl Tally {
     #[inline(never)]
     fn add_first(&self, count: Count) {
         let register = |lane, slot| self.held.lock().unwrap_or_else(PoisonError::into_inner).push(Held { lane, slot });
-        match lane::slot(self.id, self.address(), register) {
+        match lane::slot(self.id, self.position(), register) {
             Some(slot) => increment(slot.counter(count)),
             None => {
                 self.shared.counter(count).fetch_add(1, Ordering::Relaxed);

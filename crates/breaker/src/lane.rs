@@ -200,25 +200,26 @@ thread_local! {
     static HOLDER: RefCell<Holder> = const { RefCell::new(Holder(None)) };
 }
 
-/// The cache entry for the breaker whose tally lives at `at`: an address
-/// costs no load to hash. A `Breaker` is 256 bytes, so breakers side by side
-/// (in an array, a slab) take consecutive entries, 64 of them before two
-/// share one; breakers in separate allocations (`Arc`s) spread over them.
+/// The cache entry for a breaker at `position` (its address in units of its
+/// size, see [`Tally`](crate::counts::Tally)): breakers side by side (in an
+/// array, a slab) take consecutive entries, 64 of them before two share one,
+/// and breakers in separate allocations (`Arc`s) spread over them. An
+/// address costs no load to hash, unlike the breaker's id.
 #[inline(always)]
-pub(crate) fn entry_index(at: usize) -> usize {
-    (at >> 8) & (CACHE_LEN - 1)
+fn entry_index(position: usize) -> usize {
+    position & (CACHE_LEN - 1)
 }
 
-/// This thread's slot for breaker `breaker`, whose tally lives at `at`, if
-/// the thread-local cache has it: every count but the first after a cache
+/// This thread's slot for breaker `breaker`, at `position`, if the
+/// thread-local cache has it: every count but the first after a cache
 /// collision, a thread's first count on the breaker, or thread teardown.
 #[inline(always)]
-pub(crate) fn cached(breaker: u64, at: usize) -> Option<&'static Slot> {
-    let entry = CACHE.with(|cache| cache[entry_index(at)].get());
+pub(crate) fn cached(breaker: u64, position: usize) -> Option<&'static Slot> {
+    let entry = CACHE.with(|cache| cache[entry_index(position)].get());
     (entry.breaker == breaker).then_some(entry.slot)
 }
 
-/// This thread's slot for `breaker` (whose tally lives at `at`), taking a
+/// This thread's slot for `breaker` (at `position`), taking a
 /// lane and a slot if need be, and caching it; `register` is called with a
 /// slot new to the breaker. `None` when the thread cannot hold a lane: it is
 /// tearing down its thread-locals, or this is a count made from inside the
@@ -227,7 +228,7 @@ pub(crate) fn cached(breaker: u64, at: usize) -> Option<&'static Slot> {
 #[inline(never)]
 pub(crate) fn slot(
     breaker: u64,
-    at: usize,
+    position: usize,
     register: impl FnOnce(&'static Lane, &'static Slot),
 ) -> Option<&'static Slot> {
     let (lane, slot, new) = HOLDER
@@ -243,7 +244,7 @@ pub(crate) fn slot(
     if new {
         register(lane, slot);
     }
-    CACHE.with(|cache| cache[entry_index(at)].set(Entry { breaker, slot }));
+    CACHE.with(|cache| cache[entry_index(position)].set(Entry { breaker, slot }));
     Some(slot)
 }
 
