@@ -28,6 +28,11 @@ pub struct Config {
     /// (default 30 s, at most [`Config::MAX_TIMEOUT`], rounded up to whole
     /// milliseconds). Also how long a half-open breaker waits for a probe
     /// that never reports before it starts over with fresh probes.
+    ///
+    /// It fires within a millisecond of its value either way: the time of
+    /// the transition and the clock are both whole milliseconds rounded
+    /// down (see [`TICK`](crate::TICK)). A clock that jumps back by some
+    /// time keeps an open breaker open that much longer.
     pub timeout: Duration,
     /// Probes a half-open breaker lets run at once (default 1, at most
     /// [`Config::MAX_HALF_OPEN`]).

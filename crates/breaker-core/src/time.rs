@@ -233,7 +233,7 @@ mod tests {
         for raw in [0, 1, 1_000, 1_000_000, 1 << 30, 1 << 40, 1 << 50, 1 << 60] {
             let quanta_ticks = clock.delta_as_nanos(0, raw) / 1_000_000;
             let ours = scale.to_ticks(raw, &clock);
-            // Never ahead of quanta (a timeout must not be shortened), at most a tick behind.
+            // Never ahead of quanta's own scaling, at most a tick behind.
             assert!(ours <= quanta_ticks && quanta_ticks - ours <= 1, "raw {raw}: {ours} ms, quanta {quanta_ticks} ms");
         }
     }

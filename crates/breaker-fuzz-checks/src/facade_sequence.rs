@@ -115,7 +115,10 @@ pub enum Op {
     },
     /// Makes a `call_async` (or `call_async_with(|_| outcome, ..)`) future
     /// around an inner future that is pending `pending` times, then ends;
-    /// it is not polled yet.
+    /// it is not polled yet. An odd `pending` makes it through
+    /// `call_async_owned` (`call_async_owned_with`) instead, so both kinds of
+    /// future are driven without a new field, which would change how saved
+    /// inputs decode.
     Spawn {
         /// Polls of the inner future that return `Pending`.
         pending: u8,
@@ -404,9 +407,12 @@ impl<'b> Run<'b> {
             }
             Op::Spawn { pending, end, classify } => {
                 let inner = Scripted { pending, end };
-                let future: CallFuture<'b> = match classify {
-                    None => Box::pin(breaker.call_async(inner)),
-                    Some(outcome) => Box::pin(breaker.call_async_with(move |_| outcome.real(), inner)),
+                let classifier = move |_: &Result<u8, u8>| classify.map_or(breaker::Outcome::Success, Outcome::real);
+                let future: CallFuture<'b> = match (classify, pending % 2 == 1) {
+                    (None, false) => Box::pin(breaker.call_async(inner)),
+                    (Some(_), false) => Box::pin(breaker.call_async_with(classifier, inner)),
+                    (None, true) => Box::pin(breaker.call_async_owned(inner)),
+                    (Some(_), true) => Box::pin(breaker.call_async_owned_with(classifier, inner)),
                 };
                 self.flights.push(Flight { future, pending, end, classify, polls: 0, admitted: None, panicked: false });
             }

@@ -4,7 +4,7 @@
 //! polled must count as a failure at once, and dropping the future between
 //! polls (the caller gave up) as ignored, so every poll of the inner future
 //! is bracketed by a guard; an `async fn` doing the same moves more state
-//! around on every call (BENCHMARKS.md has the numbers). `pin-project-lite`
+//! around on every call (`BENCHMARKS.md` has the measurement). `pin-project-lite`
 //! projects the pin without `unsafe` in this crate.
 
 use core::fmt;
@@ -34,7 +34,9 @@ pin_project! {
     /// - A panic while `F` is polled counts as a failure at the panic and
     ///   ends the call; polling again panics.
     /// - Dropped before `F` completes: counts as nothing, and a half-open
-    ///   breaker gets its probe slot back.
+    ///   breaker gets its probe slot back. A panic in the classifier `C`
+    ///   (the caller's code, not the downstream's) leaves the call to count
+    ///   as ignored when the future is dropped.
     ///
     /// ```
     /// use breaker::{Breaker, ByResult, CallFuture, Config};
@@ -120,8 +122,14 @@ where
         let poll = this.fut.poll(cx);
         core::mem::forget(guard);
         let Poll::Ready(result) = poll else { return Poll::Pending };
-        if let (Some(ticket), Some(classify)) = (this.ticket.take(), this.classify.take()) {
-            breaker.settle(ticket, classify.classify(&result));
+        if let Some(classify) = this.classify.take() {
+            // Classified before the ticket is taken: a panic in the caller's
+            // classifier leaves the ticket for the drop, which counts the
+            // call as ignored, as `call_with` does.
+            let outcome = classify.classify(&result);
+            if let Some(ticket) = this.ticket.take() {
+                breaker.settle(ticket, outcome);
+            }
         }
         Poll::Ready(result.map_err(Error::Inner))
     }

@@ -7,10 +7,10 @@
 //! thread) pair, packed with the same thread's slots for other breakers. The
 //! breaker's [`Tally`] lists its slots and adds them up.
 //!
-//! Finding the slot is one thread-local load: a small cache indexed by the
-//! breaker's address and checked against its id. A thread's first count on a
-//! breaker takes the cold path, which may take a lane, hand out a slot and
-//! register it with the breaker under a mutex.
+//! Finding the slot is one thread-local load: a small cache ([`crate::local`])
+//! indexed by the breaker's address and checked against its id. A thread's
+//! first count on a breaker takes the cold path, which may take a lane, hand
+//! out a slot and register it with the breaker under a mutex.
 //!
 //! Memory: a breaker no thread has counted on allocates nothing; each thread
 //! that counts on it adds a slot on the thread's lane (24 bytes, allocated
@@ -22,7 +22,8 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::lane::{self, Lane, Slot, increment};
+use crate::lane::{Lane, Slot, increment};
+use crate::local;
 
 /// How many calls a breaker has let through and how they ended, and how many
 /// it rejected, since it was created.
@@ -83,21 +84,21 @@ pub(crate) struct Tally {
     /// What this tally's slots are cached under: unlike its address, never
     /// reused by another breaker.
     id: u64,
-    held: Mutex<Vec<Held>>,
+    registered: Mutex<Vec<Registered>>,
     /// For counts made by a thread that cannot hold a lane (tearing down):
     /// shared, so incremented with `fetch_add`.
     shared: Slot,
 }
 
 /// One of a tally's slots and the lane it belongs to.
-struct Held {
+struct Registered {
     lane: &'static Lane,
     slot: &'static Slot,
 }
 
 impl Tally {
     pub(crate) fn new() -> Tally {
-        Tally { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), held: Mutex::new(Vec::new()), shared: Slot::new() }
+        Tally { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), registered: Mutex::new(Vec::new()), shared: Slot::new() }
     }
 
     /// Adds one to `count` in this thread's slot.
@@ -119,13 +120,13 @@ impl Tally {
     /// This thread's slot, if the thread-local cache has it.
     #[inline(always)]
     pub(crate) fn thread_slot(&self) -> ThreadSlot<'_> {
-        ThreadSlot { slot: lane::cached(self.id, self.position()), _tally: PhantomData }
+        ThreadSlot { slot: local::cached(self.id, self.position()), _tally: PhantomData }
     }
 
     /// Where this tally sits, in units of the size of the [`Breaker`] it is
     /// part of: breakers side by side have consecutive positions, which the
-    /// cache spreads them by. A division by a constant (a shift for the
-    /// 256-byte breaker of 64-bit targets).
+    /// cache spreads them by. A division by a constant: a shift where a
+    /// breaker's size is a power of two (256 bytes on x86-64 and AArch64).
     ///
     /// [`Breaker`]: crate::Breaker
     #[inline(always)]
@@ -138,8 +139,9 @@ impl Tally {
     #[cold]
     #[inline(never)]
     fn add_first(&self, count: Count) {
-        let register = |lane, slot| self.held.lock().unwrap_or_else(PoisonError::into_inner).push(Held { lane, slot });
-        match lane::slot(self.id, self.position(), register) {
+        let register =
+            |lane, slot| self.registered.lock().unwrap_or_else(PoisonError::into_inner).push(Registered { lane, slot });
+        match local::slot(self.id, self.position(), register) {
             Some(slot) => increment(slot.counter(count)),
             None => {
                 self.shared.counter(count).fetch_add(1, Ordering::Relaxed);
@@ -154,8 +156,8 @@ impl Tally {
     pub(crate) fn sum(&self) -> Counts {
         let mut total = Counts::default();
         self.shared.add_to(&mut total);
-        for held in self.held.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-            held.slot.add_to(&mut total);
+        for registered in self.registered.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            registered.slot.add_to(&mut total);
         }
         total
     }
@@ -163,7 +165,7 @@ impl Tally {
     /// How many threads' slots this tally holds.
     #[cfg(test)]
     pub(crate) fn slots(&self) -> usize {
-        self.held.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.registered.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 }
 
@@ -171,8 +173,8 @@ impl Drop for Tally {
     /// Gives every slot back to its lane. Nothing counts here any more: every
     /// call through the breaker happened before its drop.
     fn drop(&mut self) {
-        let held = self.held.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for Held { lane, slot } in held.drain(..) {
+        let registered = self.registered.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for Registered { lane, slot } in registered.drain(..) {
             lane.give_back(self.id, slot);
         }
     }
@@ -236,7 +238,7 @@ mod tests {
     #[test]
     fn a_slot_is_found_again_after_its_cache_entry_is_overwritten() {
         std::thread::spawn(|| {
-            let tallies: Vec<Tally> = (0..4 * lane::CACHE_LEN).map(|_| Tally::new()).collect();
+            let tallies: Vec<Tally> = (0..4 * local::CACHE_LEN).map(|_| Tally::new()).collect();
             for _ in 0..3 {
                 for tally in &tallies {
                     tally.add(Count::Success);
@@ -255,12 +257,12 @@ mod tests {
     fn sixty_four_breakers_side_by_side_stay_cached_at_once() {
         std::thread::spawn(|| {
             let breakers: Vec<crate::Breaker> =
-                (0..lane::CACHE_LEN).map(|_| crate::Breaker::new(crate::Config::default())).collect();
+                (0..local::CACHE_LEN).map(|_| crate::Breaker::new(crate::Config::default())).collect();
             for breaker in &breakers {
                 assert!(breaker.call(|| Ok::<_, ()>(())).is_ok());
             }
             let cached = breakers.iter().filter(|breaker| breaker.tally().thread_slot().slot.is_some()).count();
-            assert_eq!(cached, lane::CACHE_LEN, "each breaker in the array has a cache entry of its own");
+            assert_eq!(cached, local::CACHE_LEN, "each breaker in the array has a cache entry of its own");
         })
         .join()
         .unwrap();
@@ -284,7 +286,7 @@ mod tests {
         let tally = Tally::new();
         // The lane bookkeeping is busy (as when an allocator counts on a
         // breaker from inside it): the count must not be lost or panic.
-        lane::with_lane_busy(|| tally.add(Count::Failure));
+        local::with_lane_busy(|| tally.add(Count::Failure));
         assert_eq!(tally.shared.counter(Count::Failure).load(Ordering::Relaxed), 1);
         assert_eq!(tally.sum().failures, 1);
         assert_eq!(tally.slots(), 0);

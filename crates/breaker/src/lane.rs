@@ -1,11 +1,11 @@
-//! The per-thread side of counting: lanes, the slots in them, and the
-//! thread-local cache that finds a breaker's slot in one load.
+//! Lanes and the counter slots in them: the per-thread side of counting.
 //!
 //! A *lane* is a set of counter slots that one thread at a time writes. A
 //! thread takes a lane at its first count on any breaker and gives it back
-//! when it exits; the next thread to need one takes it over, slots, totals and
-//! all. So there are never more lanes than threads counting at once, and a
-//! program that spawns threads forever reuses lanes instead of growing.
+//! when it exits ([`crate::local`] does both); the next thread to need one
+//! takes it over, slots, totals and all. So there are never more lanes than
+//! threads counting at once, and a program that spawns threads forever
+//! reuses lanes instead of growing.
 //!
 //! A lane hands out a [`Slot`] the first time its thread counts on a breaker.
 //! Slots are packed [`CHUNK_SLOTS`] to a chunk that belongs to the lane, on
@@ -13,12 +13,15 @@
 //! touch a line another thread writes; a (breaker, thread) pair costs one
 //! 24-byte slot, not a padded line. The breaker keeps a list of its slots to
 //! sum them ([`crate::counts::Tally`]); when it is dropped it clears them and
-//! gives them back to their lanes, which reuse them for the next breaker.
+//! gives them back to their lanes, which reuse them for the next breakers
+//! their threads count on.
 //!
 //! Chunks and lanes are leaked (`&'static`), which is what lets the
-//! thread-local cache hold a plain reference with no `unsafe` and no reference
-//! count: their memory is reused, never returned to the allocator, so it stays
-//! at the high-water mark of (breaker, thread) pairs alive at once.
+//! thread-local cache hold a plain reference with no `unsafe` and no
+//! reference count. Their memory is reused, never returned to the allocator:
+//! a lane keeps as many slots as it ever had breakers counting on it at once
+//! (rounded up to whole chunks), and its map of breakers, like a breaker's
+//! list of slots, keeps the capacity it grew to.
 //!
 //! # Orderings
 //!
@@ -30,7 +33,6 @@
 //! through [`IDLE`] when a thread exits, a freed slot through its lane's
 //! `freed` list when a breaker is dropped.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,15 +84,16 @@ pub(crate) fn increment(counter: &AtomicU64) {
     counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
-/// Slots per chunk: 16 slots of 24 bytes are exactly three 128-byte lines.
+/// Slots per chunk: 16 slots of 24 bytes fill three 128-byte lines.
 pub(crate) const CHUNK_SLOTS: usize = 16;
 
 type Chunk = CachePadded<[Slot; CHUNK_SLOTS]>;
 
 const _: () = assert!(size_of::<Slot>() == 24);
 
-/// A lane's place for slots that dropped breakers give back. Lanes are
-/// leaked: a breaker may give a slot back to a lane whose thread has exited.
+/// The part of a lane that breakers reach: where a dropped breaker gives its
+/// slots back. Leaked, since a breaker may give a slot back to a lane whose
+/// thread has exited.
 pub(crate) struct Lane {
     freed: Mutex<Vec<Freed>>,
 }
@@ -111,27 +114,45 @@ impl Lane {
     }
 }
 
-/// What the thread holding a lane keeps, moved into the thread-local on lease
-/// and back into [`IDLE`] at thread exit.
-struct Held {
+/// A lane with what only the thread holding it touches: its map of breakers
+/// to slots and the unused rest of its newest chunk. Moved into the holding
+/// thread's thread-local, and back into [`IDLE`] when that thread exits.
+pub(crate) struct OwnedLane {
     lane: &'static Lane,
     /// The lane's slot for each breaker it has counted on. Entries of dropped
     /// breakers stay until their slot is reused, so this holds at most one
     /// entry per slot the lane owns.
     slots: HashMap<u64, &'static Slot, BuildHasherDefault<IdHasher>>,
-    /// The unused rest of the lane's newest chunk.
     fresh: &'static [Slot],
 }
 
-impl Held {
-    fn new() -> Held {
+/// Lanes whose threads have exited, waiting for new threads.
+static IDLE: Mutex<Vec<OwnedLane>> = Mutex::new(Vec::new());
+
+impl OwnedLane {
+    /// An idle lane, or a new one if none is idle.
+    pub(crate) fn take() -> OwnedLane {
+        let idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        idle.unwrap_or_else(OwnedLane::new)
+    }
+
+    fn new() -> OwnedLane {
         let lane: &'static Lane = Box::leak(Box::new(Lane { freed: Mutex::new(Vec::new()) }));
-        Held { lane, slots: HashMap::default(), fresh: &[] }
+        OwnedLane { lane, slots: HashMap::default(), fresh: &[] }
+    }
+
+    /// Hands the lane to the next thread that needs one.
+    pub(crate) fn retire(self) {
+        IDLE.lock().unwrap_or_else(PoisonError::into_inner).push(self);
+    }
+
+    pub(crate) fn lane(&self) -> &'static Lane {
+        self.lane
     }
 
     /// The lane's slot for `breaker`, and whether it is new (the caller must
     /// then register it with the breaker).
-    fn slot(&mut self, breaker: u64) -> (&'static Slot, bool) {
+    pub(crate) fn slot(&mut self, breaker: u64) -> (&'static Slot, bool) {
         if let Some(&slot) = self.slots.get(&breaker) {
             return (slot, false);
         }
@@ -141,7 +162,16 @@ impl Held {
     }
 
     fn reuse(&mut self) -> Option<&'static Slot> {
-        let Freed { breaker, slot } = self.lane.freed.lock().unwrap_or_else(PoisonError::into_inner).pop()?;
+        // `try_lock`: a breaker being dropped on this very thread may hold the
+        // lock (if its push allocates and the allocator counts on a breaker);
+        // a fresh slot is as good as a freed one.
+        let mut freed = match self.lane.freed.try_lock() {
+            Ok(freed) => freed,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let Freed { breaker, slot } = freed.pop()?;
+        drop(freed);
         self.slots.remove(&breaker);
         Some(slot)
     }
@@ -156,96 +186,6 @@ impl Held {
         self.fresh = rest;
         slot
     }
-}
-
-/// Lanes whose threads have exited, waiting for new threads.
-static IDLE: Mutex<Vec<Held>> = Mutex::new(Vec::new());
-
-/// The lane this thread holds, if it has counted yet.
-struct Holder(Option<Held>);
-
-impl Drop for Holder {
-    /// At thread exit: forget the cached slots, so that counts made later in
-    /// the thread's teardown take the shared path, and hand the lane on.
-    fn drop(&mut self) {
-        if let Some(held) = self.0.take() {
-            CACHE.with(|cache| cache.iter().for_each(|entry| entry.set(Entry::EMPTY)));
-            IDLE.lock().unwrap_or_else(PoisonError::into_inner).push(held);
-        }
-    }
-}
-
-/// Entries in the thread-local cache: a power of two.
-pub(crate) const CACHE_LEN: usize = 64;
-
-/// A cached (breaker, slot) pair; `breaker` 0 is no breaker.
-#[derive(Clone, Copy)]
-struct Entry {
-    breaker: u64,
-    slot: &'static Slot,
-}
-
-/// What empty cache entries point to; never written, as no breaker has id 0.
-static NO_SLOT: Slot = Slot::new();
-
-impl Entry {
-    const EMPTY: Entry = Entry { breaker: 0, slot: &NO_SLOT };
-}
-
-thread_local! {
-    // Const-initialised with no destructor: reading it is a plain TLS load,
-    // and it stays readable while other thread-locals are torn down.
-    static CACHE: [Cell<Entry>; CACHE_LEN] = const { [const { Cell::new(Entry::EMPTY) }; CACHE_LEN] };
-    // Its destructor hands the lane on when the thread exits.
-    static HOLDER: RefCell<Holder> = const { RefCell::new(Holder(None)) };
-}
-
-/// The cache entry for a breaker at `position` (its address in units of its
-/// size, see [`Tally`](crate::counts::Tally)): breakers side by side (in an
-/// array, a slab) take consecutive entries, 64 of them before two share one,
-/// and breakers in separate allocations (`Arc`s) spread over them. An
-/// address costs no load to hash, unlike the breaker's id.
-#[inline(always)]
-fn entry_index(position: usize) -> usize {
-    position & (CACHE_LEN - 1)
-}
-
-/// This thread's slot for breaker `breaker`, at `position`, if the
-/// thread-local cache has it: every count but the first after a cache
-/// collision, a thread's first count on the breaker, or thread teardown.
-#[inline(always)]
-pub(crate) fn cached(breaker: u64, position: usize) -> Option<&'static Slot> {
-    let entry = CACHE.with(|cache| cache[entry_index(position)].get());
-    (entry.breaker == breaker).then_some(entry.slot)
-}
-
-/// This thread's slot for `breaker` (at `position`), taking a
-/// lane and a slot if need be, and caching it; `register` is called with a
-/// slot new to the breaker. `None` when the thread cannot hold a lane: it is
-/// tearing down its thread-locals, or this is a count made from inside the
-/// lane bookkeeping itself (an allocator that counts on a breaker).
-#[cold]
-#[inline(never)]
-pub(crate) fn slot(
-    breaker: u64,
-    position: usize,
-    register: impl FnOnce(&'static Lane, &'static Slot),
-) -> Option<&'static Slot> {
-    let (lane, slot, new) = HOLDER
-        .try_with(|holder| {
-            let mut holder = holder.try_borrow_mut().ok()?;
-            let held = holder.0.get_or_insert_with(|| {
-                IDLE.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_else(Held::new)
-            });
-            let (slot, new) = held.slot(breaker);
-            Some((held.lane, slot, new))
-        })
-        .ok()??;
-    if new {
-        register(lane, slot);
-    }
-    CACHE.with(|cache| cache[entry_index(position)].set(Entry { breaker, slot }));
-    Some(slot)
 }
 
 /// Breaker ids are consecutive integers: a multiply spreads them over the
@@ -272,16 +212,6 @@ impl Hasher for IdHasher {
     }
 }
 
-/// Runs `f` while this thread's lane bookkeeping is borrowed, as it is when
-/// an allocation inside it calls back into a breaker.
-#[cfg(test)]
-pub(crate) fn with_lane_busy<R>(f: impl FnOnce() -> R) -> R {
-    HOLDER.with(|holder| {
-        let _busy = holder.borrow_mut();
-        f()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::hash::BuildHasher;
@@ -290,10 +220,28 @@ mod tests {
 
     #[test]
     fn a_lane_carves_its_slots_side_by_side() {
-        let mut held = Held::new();
-        let first = core::ptr::from_ref(held.carve()) as usize;
-        let second = core::ptr::from_ref(held.carve()) as usize;
+        let mut owned = OwnedLane::new();
+        let first = core::ptr::from_ref(owned.carve()) as usize;
+        let second = core::ptr::from_ref(owned.carve()) as usize;
         assert_eq!(second - first, size_of::<Slot>(), "packed in one chunk, not allocated one by one");
+    }
+
+    #[test]
+    fn a_freed_slot_is_reused_unless_its_list_is_busy() {
+        let mut owned = OwnedLane::new();
+        let (slot, new) = owned.slot(7);
+        assert!(new);
+        let (again, new) = owned.slot(7);
+        assert!(!new && core::ptr::eq(again, slot), "the same breaker finds the same slot");
+        owned.lane().give_back(7, slot);
+        {
+            let _busy = owned.lane.freed.lock().unwrap();
+            let (other, new) = owned.slot(8);
+            assert!(new && !core::ptr::eq(other, slot), "a locked list is skipped, not waited on");
+        }
+        let (reused, new) = owned.slot(9);
+        assert!(new && core::ptr::eq(reused, slot), "the freed slot goes to the next breaker");
+        assert!(!owned.slots.contains_key(&7), "and the dropped breaker's entry is gone");
     }
 
     #[test]

@@ -42,8 +42,9 @@
 //! # Cost
 //!
 //! A closed breaker admits a call with one atomic load and counts it in a
-//! slot only the calling thread writes, so threads sharing a breaker never
-//! write a shared cache line while the downstream is healthy. The state
+//! slot only the calling thread writes, so threads sharing a breaker do not
+//! write a shared cache line while the downstream is healthy (a thread's
+//! first call on a breaker registers its slot, under a mutex). The state
 //! machine lives in [`breaker_core`]; see its docs for the packed state word.
 //!
 //! Rejecting a call while open reads the clock, which is most of its cost
@@ -74,6 +75,7 @@ mod classify;
 mod counts;
 mod error;
 mod lane;
+mod local;
 mod permit;
 
 pub use crate::breaker::Breaker;

@@ -542,3 +542,32 @@ fn is_open_tells_a_rejection_from_the_calls_own_error() {
     let rejected = b.call(|| Ok::<_, &str>(())).unwrap_err();
     assert!(rejected.is_open() && rejected.rejected().is_some());
 }
+
+#[test]
+fn a_panicking_classifier_counts_as_ignored_and_frees_the_probe_slot() {
+    let (b, mock) = breaker(1, 1, 1_000);
+    b.trip();
+    mock.increment(Duration::from_secs(1));
+    // Sync: the probe's classifier panics after the call ran.
+    let panic = catch_unwind(AssertUnwindSafe(|| {
+        let _ = b.call_with(|_: &Result<(), ()>| panic!("classifier exploded"), || Ok(()));
+    }));
+    assert!(panic.is_err());
+    assert_eq!((b.state(), counts(&b)), (State::HalfOpen, (0, 0, 0)), "ignored: nothing counted");
+    // Async, borrowed and owned: the slot comes back when the future is dropped.
+    let panic = catch_unwind(AssertUnwindSafe(|| {
+        let call = b.call_async_with(|_: &Result<(), ()>| panic!("classifier exploded"), async { Ok(()) });
+        let _ = poll_once(pin!(call));
+    }));
+    assert!(panic.is_err());
+    let b = Arc::new(b);
+    let panic = catch_unwind(AssertUnwindSafe(|| {
+        let call = b.call_async_owned_with(|_: &Result<(), ()>| panic!("classifier exploded"), async { Ok(()) });
+        let _ = poll_once(pin!(call));
+    }));
+    assert!(panic.is_err());
+    assert_eq!((b.state(), counts(&b)), (State::HalfOpen, (0, 0, 0)));
+    let probe = b.try_acquire().expect("every panicked probe gave its slot back");
+    probe.success();
+    assert_eq!(b.state(), State::Closed);
+}
