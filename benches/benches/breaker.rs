@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Groups: `closed_success`, `contended`, `open_reject`, `failure_path`,
-//! `async`, `core`, `clock`, `recent_clock` (the opt-in coarse clock).
+//! `async`, `tower` (the layer), `core`, `clock`, `recent_clock` (the opt-in
+//! coarse clock).
 //! `BENCHMARKS.md` at the repository root has the numbers and what they mean.
 
 use std::future::Future;
@@ -274,24 +275,27 @@ fn failure_path(c: &mut Criterion) {
     group.finish();
 }
 
-/// Polls a future that is expected to be ready at once.
-#[inline(always)]
-fn poll_ready<F: Future>(fut: F) -> Option<F::Output> {
-    let fut = pin!(fut);
-    match fut.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => Some(output),
-        Poll::Pending => None,
-    }
+/// Polls a future that is expected to be ready at once, pinned where it is
+/// made (as a task holds its future), and says whether it was ready with
+/// an `Ok`.
+macro_rules! ready_ok {
+    ($future:expr) => {{
+        let future = pin!($future);
+        matches!(future.poll(&mut Context::from_waker(Waker::noop())), Poll::Ready(Ok(_)))
+    }};
 }
 
 fn async_calls(c: &mut Criterion) {
     let mut group = c.benchmark_group("async");
-    group.bench_function("bare_future", |b| {
-        b.iter(|| black_box(poll_ready(async { downstream_ok() }).is_some_and(|r| r.is_ok())))
-    });
+    group.bench_function("bare_future", |b| b.iter(|| black_box(ready_ok!(async { downstream_ok() }))));
     let breaker = ours();
     group.bench_function("breaker_call_async", |b| {
-        b.iter(|| black_box(poll_ready(breaker.call_async(async { downstream_ok() })).is_some_and(|r| r.is_ok())))
+        b.iter(|| black_box(ready_ok!(breaker.call_async(async { downstream_ok() }))))
+    });
+    // The same call around `std::future::Ready` rather than an `async` block.
+    group.bench_function("bare_ready", |b| b.iter(|| black_box(ready_ok!(std::future::ready(downstream_ok())))));
+    group.bench_function("breaker_call_async_ready", |b| {
+        b.iter(|| black_box(ready_ok!(breaker.call_async(std::future::ready(downstream_ok())))))
     });
     group.finish();
 }
@@ -350,6 +354,80 @@ fn recent_clock(c: &mut Criterion) {
     group.finish();
 }
 
+/// A `Service` called as tower calls it: readiness, `call`, then the
+/// future polled to completion (ready at once here). Reduced to one `bool`.
+#[inline(always)]
+fn call_ready<S: tower::Service<u64, Response = u64>>(service: &mut S, cx: &mut Context<'_>) -> bool {
+    let ready = service.poll_ready(cx).is_ready();
+    ready && ready_ok!(service.call(black_box(1)))
+}
+
+/// The layer's cost over the inner service alone, and against the tower
+/// circuit breaker users would otherwise pick (tower-resilience, its
+/// consecutive-failures model, the closest to ours).
+fn tower_layer(c: &mut Criterion) {
+    use breaker::tower::CircuitBreakerLayer;
+    use std::sync::Arc;
+    use tower::{Layer, ServiceBuilder};
+
+    let mut group = c.benchmark_group("tower");
+    let inner = tower::service_fn(|request: u64| std::future::ready(Ok::<u64, u64>(black_box(request))));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut bare = inner;
+    group.bench_function("bare_service", |b| b.iter(|| black_box(call_ready(&mut bare, &mut cx))));
+    let breaker = Arc::new(ours());
+    let mut layered = ServiceBuilder::new().layer(CircuitBreakerLayer::new(breaker.clone())).service(inner);
+    group.bench_function("breaker_layer", |b| b.iter(|| black_box(call_ready(&mut layered, &mut cx))));
+    let forever: &'static Breaker = Box::leak(Box::new(ours()));
+    let mut layered_static = ServiceBuilder::new().layer(CircuitBreakerLayer::from_static(forever)).service(inner);
+    group.bench_function("breaker_layer_static", |b| b.iter(|| black_box(call_ready(&mut layered_static, &mut cx))));
+    let peer = tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+        .consecutive_failures(5)
+        .wait_duration_in_open(Duration::from_secs(30))
+        .build()
+        .expect("a valid tower-resilience config");
+    let mut peer = peer.layer(inner);
+    group.bench_function("tower_resilience_layer", |b| b.iter(|| black_box(call_ready(&mut peer, &mut cx))));
+
+    // Two threads, each with its own clone of the service, one breaker.
+    let n = threads();
+    let layered = ServiceBuilder::new().layer(CircuitBreakerLayer::new(breaker)).service(inner);
+    group.bench_function(format!("breaker_layer_{n}_threads"), |b| {
+        b.iter_custom(|iters| per_thread_service(n, iters, &layered))
+    });
+    let layered_static = ServiceBuilder::new().layer(CircuitBreakerLayer::from_static(forever)).service(inner);
+    group.bench_function(format!("breaker_layer_static_{n}_threads"), |b| {
+        b.iter_custom(|iters| per_thread_service(n, iters, &layered_static))
+    });
+    group.finish();
+}
+
+/// [`per_thread`] for a service: each thread calls its own clone.
+fn per_thread_service<S>(threads: usize, iters: u64, service: &S) -> Duration
+where
+    S: tower::Service<u64, Response = u64> + Clone + Send,
+{
+    let start = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let mut service = service.clone();
+                let start = &start;
+                scope.spawn(move || {
+                    let mut cx = Context::from_waker(Waker::noop());
+                    start.wait();
+                    let began = Instant::now();
+                    for _ in 0..iters {
+                        black_box(call_ready(&mut service, &mut cx));
+                    }
+                    began.elapsed()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).max().unwrap_or_default()
+    })
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -361,6 +439,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = closed_success, contended, open_reject, failure_path, async_calls, core, clock, recent_clock
+    targets = closed_success, contended, open_reject, failure_path, async_calls, tower_layer, core, clock, recent_clock
 }
 criterion_main!(benches);

@@ -54,15 +54,14 @@ pin_project! {
     where
         B: Deref<Target = Breaker>,
     {
-        breaker: B,
-        // `None` once the call has completed.
-        classify: Option<C>,
-        // `Some` from the admission until the result is reported.
-        ticket: Option<Ticket>,
-        // Whether the first poll has decided.
-        admitted: bool,
         #[pin]
         fut: F,
+        breaker: B,
+        // `Some` from the admission until the result is reported; `None`
+        // with `classify` still there means the first poll has not decided.
+        ticket: Option<Ticket>,
+        // `None` once the call has completed.
+        classify: Option<C>,
     }
 
     impl<B, F, C> PinnedDrop for CallFuture<B, F, C>
@@ -87,9 +86,55 @@ fn settle_unreported(breaker: &Breaker, ticket: Ticket) {
 
 impl<B: Deref<Target = Breaker>, F, C> CallFuture<B, F, C> {
     pub(crate) fn new(breaker: B, classify: C, fut: F) -> Self {
-        CallFuture { breaker, classify: Some(classify), ticket: None, admitted: false, fut }
+        CallFuture { breaker, classify: Some(classify), ticket: None, fut }
+    }
+
+    /// A call the breaker has already admitted with `ticket` (the tower
+    /// service admits before it calls the inner service).
+    #[cfg(feature = "tower")]
+    pub(crate) fn admitted(breaker: B, ticket: Ticket, classify: C, fut: F) -> Self {
+        CallFuture { breaker, classify: Some(classify), ticket: Some(ticket), fut }
+    }
+
+    /// What [`poll_admitted!`] works on, for a future made by
+    /// [`admitted`](Self::admitted).
+    #[cfg(feature = "tower")]
+    #[inline(always)]
+    pub(crate) fn admitted_parts(self: Pin<&mut Self>) -> (&Breaker, &mut Option<Ticket>, &mut Option<C>, Pin<&mut F>) {
+        let this = self.project();
+        (&**this.breaker, this.ticket, this.classify, this.fut)
     }
 }
+
+/// The part of a call future's `poll` after admission: poll the inner future
+/// under a guard that counts a panic as a failure, then classify and count
+/// the result. `CallFuture::poll` and the tower response future expand it in
+/// place: called through `CallFuture::poll`, the tower future's poll was
+/// left out of line, several nanoseconds a call (BENCHMARKS.md).
+macro_rules! poll_admitted {
+    ($breaker:expr, $ticket:expr, $classify:expr, $fut:expr, $cx:expr) => {{
+        let breaker: &Breaker = $breaker;
+        // A panic in the inner future unwinds through this frame, not through
+        // the future, which the caller still owns (and may poll again): the
+        // guard reports the failure at the panic and ends the call.
+        let guard = FailOnUnwind { breaker, ticket: &mut *$ticket, classify: &mut *$classify };
+        let poll = $fut.poll($cx);
+        core::mem::forget(guard);
+        let Poll::Ready(result) = poll else { return Poll::Pending };
+        if let Some(classify) = $classify.take() {
+            // Classified before the ticket is taken: a panic in the caller's
+            // classifier leaves the ticket for the drop, which counts the
+            // call as ignored, as `call_with` does.
+            let outcome = classify.classify(&result);
+            if let Some(ticket) = $ticket.take() {
+                breaker.settle(ticket, outcome);
+            }
+        }
+        Poll::Ready(result.map_err(Error::Inner))
+    }};
+}
+#[cfg(feature = "tower")]
+pub(crate) use poll_admitted;
 
 impl<T, E, B, F, C> Future for CallFuture<B, F, C>
 where
@@ -99,15 +144,14 @@ where
 {
     type Output = Result<T, Error<E>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if this.classify.is_none() {
             panic!("a breaker call future was polled after it completed");
         }
-        let breaker: &Breaker = this.breaker;
-        if !*this.admitted {
-            *this.admitted = true;
-            match breaker.admit() {
+        if this.ticket.is_none() {
+            match this.breaker.admit() {
                 Ok(ticket) => *this.ticket = Some(ticket),
                 Err(rejected) => {
                     *this.classify = None;
@@ -115,30 +159,13 @@ where
                 }
             }
         }
-        // A panic in `fut` unwinds through this frame, not through the future,
-        // which the caller still owns (and may poll again): the guard reports
-        // the failure at the panic and ends the call.
-        let guard = FailOnUnwind { breaker, ticket: &mut *this.ticket, classify: &mut *this.classify };
-        let poll = this.fut.poll(cx);
-        core::mem::forget(guard);
-        let Poll::Ready(result) = poll else { return Poll::Pending };
-        if let Some(classify) = this.classify.take() {
-            // Classified before the ticket is taken: a panic in the caller's
-            // classifier leaves the ticket for the drop, which counts the
-            // call as ignored, as `call_with` does.
-            let outcome = classify.classify(&result);
-            if let Some(ticket) = this.ticket.take() {
-                breaker.settle(ticket, outcome);
-            }
-        }
-        Poll::Ready(result.map_err(Error::Inner))
+        poll_admitted!(this.breaker, this.ticket, this.classify, this.fut, cx)
     }
 }
 
 impl<B: Deref<Target = Breaker>, F, C> fmt::Debug for CallFuture<B, F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallFuture")
-            .field("admitted", &self.admitted)
             .field("ticket", &self.ticket)
             .field("done", &self.classify.is_none())
             .finish_non_exhaustive()
@@ -147,10 +174,10 @@ impl<B: Deref<Target = Breaker>, F, C> fmt::Debug for CallFuture<B, F, C> {
 
 /// Armed only while the inner future is polled; forgotten when the poll
 /// returns, so its drop runs only when a panic unwinds through the poll.
-struct FailOnUnwind<'g, C> {
-    breaker: &'g Breaker,
-    ticket: &'g mut Option<Ticket>,
-    classify: &'g mut Option<C>,
+pub(crate) struct FailOnUnwind<'g, C> {
+    pub(crate) breaker: &'g Breaker,
+    pub(crate) ticket: &'g mut Option<Ticket>,
+    pub(crate) classify: &'g mut Option<C>,
 }
 
 impl<C> Drop for FailOnUnwind<'_, C> {

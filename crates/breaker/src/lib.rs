@@ -77,6 +77,8 @@ mod error;
 mod lane;
 mod local;
 mod permit;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use crate::breaker::Breaker;
 pub use builder::Builder;

@@ -90,6 +90,14 @@ impl<B: Deref<Target = Breaker>> PermitOf<B> {
         self.record(Outcome::Failure)
     }
 
+    /// The ticket, without reporting: whoever takes it reports the call.
+    #[cfg(feature = "tower")]
+    #[inline(always)]
+    pub(crate) fn into_ticket(mut self) -> Ticket {
+        self.on_drop = None;
+        self.ticket
+    }
+
     /// Makes a drop count as a failure while user code runs, as ignored after.
     #[inline]
     pub(crate) fn count_drop_as(&mut self, outcome: Outcome) {
