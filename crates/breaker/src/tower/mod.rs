@@ -13,6 +13,9 @@
 //! # With hyper-util's client
 //!
 //! ```
+//! # // The classifier is the `http` feature's: without it, nothing to run.
+//! # #[cfg(not(feature = "http"))] fn main() {}
+//! # #[cfg(feature = "http")] fn main() {
 //! use breaker::tower::{CircuitBreakerLayer, ServerErrorsAsFailures};
 //! use breaker::{Breaker, Config};
 //! use bytes::Bytes;
@@ -32,6 +35,7 @@
 //!     .service(client);
 //! fn is_a_client<S: Service<http::Request<Full<Bytes>>>>(_: &S) {}
 //! is_a_client(&service);
+//! # }
 //! ```
 //!
 //! `tests/tower.rs` drives such a stack against a real local server.
@@ -42,6 +46,8 @@
 //! own handlers are the downstream.
 //!
 //! ```
+//! # #[cfg(not(feature = "http"))] fn main() {}
+//! # #[cfg(feature = "http")] fn main() {
 //! use axum::{Router, routing::get};
 //! use breaker::tower::{CircuitBreakerLayer, ServerErrorsAsFailures};
 //! use breaker::{Breaker, Config};
@@ -60,6 +66,7 @@
 //! let rejected = service.oneshot(Request::new(axum::body::Body::empty())).await.unwrap_err();
 //! assert!(rejected.is_open());
 //! # });
+//! # }
 //! ```
 //!
 //! # Where the timeout goes
