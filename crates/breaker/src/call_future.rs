@@ -13,7 +13,7 @@ use core::ops::Deref;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use breaker_core::{Outcome, Ticket};
+use breaker_core::{Outcome, Rejected, Ticket};
 use pin_project_lite::pin_project;
 
 use crate::classify::Classify;
@@ -60,6 +60,9 @@ pin_project! {
         // `Some` from the admission until the result is reported; `None`
         // with `classify` still there means the first poll has not decided.
         ticket: Option<Ticket>,
+        // A rejection decided before the first poll (the tower service
+        // admits in `call`), which the first poll returns.
+        rejected: Option<Rejected>,
         // `None` once the call has completed.
         classify: Option<C>,
     }
@@ -86,55 +89,23 @@ fn settle_unreported(breaker: &Breaker, ticket: Ticket) {
 
 impl<B: Deref<Target = Breaker>, F, C> CallFuture<B, F, C> {
     pub(crate) fn new(breaker: B, classify: C, fut: F) -> Self {
-        CallFuture { breaker, classify: Some(classify), ticket: None, fut }
+        CallFuture { breaker, classify: Some(classify), ticket: None, rejected: None, fut }
     }
 
     /// A call the breaker has already admitted with `ticket` (the tower
     /// service admits before it calls the inner service).
     #[cfg(feature = "tower")]
     pub(crate) fn admitted(breaker: B, ticket: Ticket, classify: C, fut: F) -> Self {
-        CallFuture { breaker, classify: Some(classify), ticket: Some(ticket), fut }
+        CallFuture { breaker, classify: Some(classify), ticket: Some(ticket), rejected: None, fut }
     }
 
-    /// What [`poll_admitted!`] works on, for a future made by
-    /// [`admitted`](Self::admitted).
+    /// A call the breaker has already rejected: its first poll returns the
+    /// rejection and never polls `fut`.
     #[cfg(feature = "tower")]
-    #[inline(always)]
-    pub(crate) fn admitted_parts(self: Pin<&mut Self>) -> (&Breaker, &mut Option<Ticket>, &mut Option<C>, Pin<&mut F>) {
-        let this = self.project();
-        (&**this.breaker, this.ticket, this.classify, this.fut)
+    pub(crate) fn rejected(breaker: B, rejected: Rejected, classify: C, fut: F) -> Self {
+        CallFuture { breaker, classify: Some(classify), ticket: None, rejected: Some(rejected), fut }
     }
 }
-
-/// The part of a call future's `poll` after admission: poll the inner future
-/// under a guard that counts a panic as a failure, then classify and count
-/// the result. `CallFuture::poll` and the tower response future expand it in
-/// place: called through `CallFuture::poll`, the tower future's poll was
-/// left out of line, several nanoseconds a call (BENCHMARKS.md).
-macro_rules! poll_admitted {
-    ($breaker:expr, $ticket:expr, $classify:expr, $fut:expr, $cx:expr) => {{
-        let breaker: &Breaker = $breaker;
-        // A panic in the inner future unwinds through this frame, not through
-        // the future, which the caller still owns (and may poll again): the
-        // guard reports the failure at the panic and ends the call.
-        let guard = FailOnUnwind { breaker, ticket: &mut *$ticket, classify: &mut *$classify };
-        let poll = $fut.poll($cx);
-        core::mem::forget(guard);
-        let Poll::Ready(result) = poll else { return Poll::Pending };
-        if let Some(classify) = $classify.take() {
-            // Classified before the ticket is taken: a panic in the caller's
-            // classifier leaves the ticket for the drop, which counts the
-            // call as ignored, as `call_with` does.
-            let outcome = classify.classify(&result);
-            if let Some(ticket) = $ticket.take() {
-                breaker.settle(ticket, outcome);
-            }
-        }
-        Poll::Ready(result.map_err(Error::Inner))
-    }};
-}
-#[cfg(feature = "tower")]
-pub(crate) use poll_admitted;
 
 impl<T, E, B, F, C> Future for CallFuture<B, F, C>
 where
@@ -150,8 +121,13 @@ where
         if this.classify.is_none() {
             panic!("a breaker call future was polled after it completed");
         }
+        let breaker: &Breaker = this.breaker;
         if this.ticket.is_none() {
-            match this.breaker.admit() {
+            let admission = match this.rejected.take() {
+                Some(rejected) => Err(rejected),
+                None => breaker.admit(),
+            };
+            match admission {
                 Ok(ticket) => *this.ticket = Some(ticket),
                 Err(rejected) => {
                     *this.classify = None;
@@ -159,7 +135,23 @@ where
                 }
             }
         }
-        poll_admitted!(this.breaker, this.ticket, this.classify, this.fut, cx)
+        // A panic in `fut` unwinds through this frame, not through the future,
+        // which the caller still owns (and may poll again): the guard reports
+        // the failure at the panic and ends the call.
+        let guard = FailOnUnwind { breaker, ticket: &mut *this.ticket, classify: &mut *this.classify };
+        let poll = this.fut.poll(cx);
+        core::mem::forget(guard);
+        let Poll::Ready(result) = poll else { return Poll::Pending };
+        if let Some(classify) = this.classify.take() {
+            // Classified before the ticket is taken: a panic in the caller's
+            // classifier leaves the ticket for the drop, which counts the
+            // call as ignored, as `call_with` does.
+            let outcome = classify.classify(&result);
+            if let Some(ticket) = this.ticket.take() {
+                breaker.settle(ticket, outcome);
+            }
+        }
+        Poll::Ready(result.map_err(Error::Inner))
     }
 }
 
@@ -167,6 +159,7 @@ impl<B: Deref<Target = Breaker>, F, C> fmt::Debug for CallFuture<B, F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallFuture")
             .field("ticket", &self.ticket)
+            .field("rejected", &self.rejected)
             .field("done", &self.classify.is_none())
             .finish_non_exhaustive()
     }
@@ -174,10 +167,10 @@ impl<B: Deref<Target = Breaker>, F, C> fmt::Debug for CallFuture<B, F, C> {
 
 /// Armed only while the inner future is polled; forgotten when the poll
 /// returns, so its drop runs only when a panic unwinds through the poll.
-pub(crate) struct FailOnUnwind<'g, C> {
-    pub(crate) breaker: &'g Breaker,
-    pub(crate) ticket: &'g mut Option<Ticket>,
-    pub(crate) classify: &'g mut Option<C>,
+struct FailOnUnwind<'g, C> {
+    breaker: &'g Breaker,
+    ticket: &'g mut Option<Ticket>,
+    classify: &'g mut Option<C>,
 }
 
 impl<C> Drop for FailOnUnwind<'_, C> {

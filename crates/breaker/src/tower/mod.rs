@@ -111,7 +111,7 @@ mod http;
 mod layer;
 mod service;
 
-pub use future::ResponseFuture;
+pub use future::{Called, ResponseFuture};
 #[cfg(feature = "http")]
 pub use http::ServerErrorsAsFailures;
 pub use layer::CircuitBreakerLayer;

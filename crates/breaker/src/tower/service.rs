@@ -9,7 +9,7 @@ use tower_service::Service;
 
 use crate::call_future::CallFuture;
 use crate::classify::{ByResult, Classify};
-use crate::tower::ResponseFuture;
+use crate::tower::{Called, ResponseFuture};
 use crate::{Breaker, Error, Outcome, PermitOf};
 
 /// A service behind a [`Breaker`]: built by
@@ -108,7 +108,9 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let ticket = match self.breaker.admit() {
             Ok(ticket) => ticket,
-            Err(rejected) => return ResponseFuture::rejected(rejected),
+            Err(rejected) => {
+                return CallFuture::rejected(self.breaker.clone(), rejected, self.classify.clone(), Called::NotSent);
+            }
         };
         // A panic in the inner service's `call` unwinds through the permit,
         // which counts it as a failure.
@@ -116,6 +118,6 @@ where
         permit.count_drop_as(Outcome::Failure);
         let future = self.inner.call(request);
         let ticket = permit.into_ticket();
-        ResponseFuture::admitted(CallFuture::admitted(self.breaker.clone(), ticket, self.classify.clone(), future))
+        CallFuture::admitted(self.breaker.clone(), ticket, self.classify.clone(), Called::Sent { future })
     }
 }
