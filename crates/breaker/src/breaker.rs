@@ -473,6 +473,15 @@ impl Breaker {
         self.core.acquire().inspect_err(|_| self.tally.add_in(slot, Count::Rejection))
     }
 
+    /// [`settle`](Self::settle) for a call that ended without reporting (a
+    /// dropped permit or future, a panic): out of line, off the paths that
+    /// report.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn settle_unreported(&self, ticket: Ticket, outcome: Outcome) {
+        self.settle(ticket, outcome);
+    }
+
     #[inline(always)]
     pub(crate) fn settle(&self, ticket: Ticket, outcome: Outcome) -> Recorded {
         self.settle_in(self.tally.thread_slot(), ticket, outcome)

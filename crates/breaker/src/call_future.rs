@@ -73,18 +73,12 @@ pin_project! {
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
+            // Dropped before it finished: counts as nothing, frees a probe slot.
             if let Some(ticket) = this.ticket.take() {
-                settle_unreported(this.breaker, ticket);
+                this.breaker.settle_unreported(ticket, Outcome::Ignored);
             }
         }
     }
-}
-
-/// A call dropped before it finished: counts as nothing, frees a probe slot.
-#[cold]
-#[inline(never)]
-fn settle_unreported(breaker: &Breaker, ticket: Ticket) {
-    breaker.settle(ticket, Outcome::Ignored);
 }
 
 impl<B: Deref<Target = Breaker>, F, C> CallFuture<B, F, C> {

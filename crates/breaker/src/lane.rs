@@ -43,7 +43,6 @@ use crossbeam_utils::CachePadded;
 use crate::counts::{Count, Counts};
 
 /// One breaker's counters on one lane.
-#[derive(Default)]
 pub(crate) struct Slot {
     successes: AtomicU64,
     failures: AtomicU64,
@@ -85,7 +84,7 @@ pub(crate) fn increment(counter: &AtomicU64) {
 }
 
 /// Slots per chunk: 16 slots of 24 bytes fill three 128-byte lines.
-pub(crate) const CHUNK_SLOTS: usize = 16;
+const CHUNK_SLOTS: usize = 16;
 
 type Chunk = CachePadded<[Slot; CHUNK_SLOTS]>;
 

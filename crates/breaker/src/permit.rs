@@ -59,7 +59,8 @@ impl<B: Deref<Target = Breaker>> PermitOf<B> {
     /// results still count in [`Breaker::counts`].
     #[inline(always)]
     pub fn record(mut self, outcome: Outcome) -> Recorded {
-        self.record_in_place(outcome)
+        self.on_drop = None;
+        self.breaker.settle(self.ticket, outcome)
     }
 
     /// [`record`](Self::record) counting in a slot the caller looked up on
@@ -68,14 +69,6 @@ impl<B: Deref<Target = Breaker>> PermitOf<B> {
     pub(crate) fn record_in(mut self, slot: ThreadSlot<'_>, outcome: Outcome) -> Recorded {
         self.on_drop = None;
         self.breaker.settle_in(slot, self.ticket, outcome)
-    }
-
-    /// [`record`](Self::record) without moving the permit, for callers that
-    /// keep it in place (a pinned future): after this its drop does nothing.
-    #[inline(always)]
-    pub(crate) fn record_in_place(&mut self, outcome: Outcome) -> Recorded {
-        self.on_drop = None;
-        self.breaker.settle(self.ticket, outcome)
     }
 
     /// Reports a success.
@@ -111,16 +104,8 @@ impl<B: Deref<Target = Breaker>> Drop for PermitOf<B> {
         // After `record` this is a no-op the compiler sees through; only an
         // unreported permit pays for the call.
         if let Some(outcome) = self.on_drop.take() {
-            self.settle_unreported(outcome);
+            self.breaker.settle_unreported(self.ticket, outcome);
         }
-    }
-}
-
-impl<B: Deref<Target = Breaker>> PermitOf<B> {
-    #[cold]
-    #[inline(never)]
-    fn settle_unreported(&self, outcome: Outcome) {
-        self.breaker.settle(self.ticket, outcome);
     }
 }
 
