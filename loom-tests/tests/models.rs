@@ -1144,3 +1144,66 @@ fn a_retried_trip_or_reset_never_stamps_an_older_time() {
         }
     }
 }
+
+/// Three threads make transitions at once (a trip, a reset, a trip), each
+/// with its listener report after its CAS. Every transition gets a distinct
+/// sequence number from 1 to 3, numbered in the order the CASes happened
+/// (the reported ones, sorted by number, chain from closed to the final
+/// state), whatever order the reports come in, and each change of state is
+/// reported exactly once. Some execution must report out of number order, so
+/// the model does reach the race it is about.
+///
+/// Backs the numbering argument of `StateCell::transition_from` (a CAS, then
+/// the count's `fetch_max`; the count read between the load and the CAS).
+/// Deliberate break it catches: numbering a transition `published + 1`,
+/// ignoring the epoch's lead over the published count, gives two transitions
+/// the same number when the second CAS comes before the first publish.
+#[test]
+fn concurrent_transitions_are_numbered_in_cas_order() {
+    let out_of_order = std::sync::Arc::new(Mutex::new(0usize));
+    let tally = std::sync::Arc::clone(&out_of_order);
+    loom::model::Builder::new().check(move || {
+        let events = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&events);
+        let breaker = CoreBreaker::builder(config(1, 1))
+            .clock(Clock::mock().0)
+            .on_transition(move |t| sink.lock().unwrap().push((t.sequence(), t.from(), t.to())))
+            .build()
+            .expect("a valid config");
+        let breaker = Arc::new(breaker);
+        let threads: Vec<_> = [(true, 10), (false, 20)]
+            .into_iter()
+            .map(|(trip, ms)| {
+                let breaker = Arc::clone(&breaker);
+                loom::thread::spawn(move || {
+                    if trip {
+                        breaker.trip_at(at(ms));
+                    } else {
+                        breaker.reset_at(at(ms));
+                    }
+                })
+            })
+            .collect();
+        breaker.trip_at(at(30));
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let reported = events.lock().unwrap().clone();
+        let mut sorted = reported.clone();
+        sorted.sort_by_key(|&(sequence, ..)| sequence);
+        if sorted != reported {
+            *tally.lock().unwrap() += 1;
+        }
+        assert!(sorted.windows(2).all(|w| w[0].0 < w[1].0), "a number was given twice: {reported:?}");
+        assert!(sorted.iter().all(|&(sequence, ..)| (1..=3).contains(&sequence)), "{reported:?}");
+        let mut state = State::Closed;
+        for &(sequence, from, to) in &sorted {
+            assert_eq!(from, state, "#{sequence} does not follow the change before it: {reported:?}");
+            state = to;
+        }
+        let last = breaker.snapshot();
+        assert_eq!((state, last.epoch()), (last.phase(), 3), "{reported:?}");
+        assert_eq!(breaker.opens(), sorted.iter().filter(|&&(_, _, to)| to == State::Open).count() as u64);
+    });
+    assert!(*out_of_order.lock().unwrap() > 0, "no execution reported out of number order");
+}

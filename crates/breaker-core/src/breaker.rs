@@ -4,9 +4,12 @@ use core::fmt;
 
 use crossbeam_utils::CachePadded;
 
+use crate::builder::Builder;
 use crate::cell::StateCell;
 use crate::config::{Config, ConfigError, Limits};
+use crate::observe::{Change, Observer};
 use crate::recent_clock::RecentClock;
+use crate::sync::{AtomicU64, Ordering};
 use crate::ticket::{Outcome, Recorded, Rejected, Ticket};
 use crate::time::{TimeSource, Timestamp};
 use crate::transition;
@@ -62,9 +65,34 @@ struct Parts {
     cell: StateCell,
     limits: Limits,
     time: TimeSource,
+    /// Changes of state into open, counted by the thread that made each.
+    opens: AtomicU64,
+    /// Boxed: it is read only on transitions, and a breaker without a name
+    /// or a listener should not spend its cache line on them.
+    observer: Option<Box<Observer>>,
 }
 
+// The word's line holds the word and what every transition reads; it must
+// not spill into a second line.
+#[cfg(not(loom))]
+const _: () = assert!(size_of::<Parts>() <= 128);
+
 impl CoreBreaker {
+    /// A builder for a breaker with options beyond the [`Config`]: the clock,
+    /// a name, a transition listener.
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker};
+    ///
+    /// let (clock, _mock) = breaker_core::quanta::Clock::mock();
+    /// let breaker = CoreBreaker::builder(Config::default()).name("users").clock(clock).build()?;
+    /// assert_eq!(breaker.name(), "users");
+    /// # Ok::<(), breaker_core::ConfigError>(())
+    /// ```
+    pub fn builder(config: Config) -> Builder {
+        Builder::new(config)
+    }
+
     /// A breaker on the real monotonic clock (`quanta::Clock::new()`).
     ///
     /// ```
@@ -75,13 +103,13 @@ impl CoreBreaker {
     /// # Ok::<(), breaker_core::ConfigError>(())
     /// ```
     pub fn new(config: Config) -> Result<CoreBreaker, ConfigError> {
-        CoreBreaker::with_clock(config, quanta::Clock::new())
+        CoreBreaker::builder(config).build()
     }
 
     /// A breaker on the given clock; `quanta::Clock::mock()` in tests, so
     /// time moves only when the test says so.
     pub fn with_clock(config: Config, clock: quanta::Clock) -> Result<CoreBreaker, ConfigError> {
-        CoreBreaker::with_time(config, TimeSource::new(clock))
+        CoreBreaker::builder(config).clock(clock).build()
     }
 
     /// A breaker on a [`RecentClock`]: rejections while open cost a shared
@@ -99,12 +127,12 @@ impl CoreBreaker {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_recent_clock(config: Config, clock: RecentClock) -> Result<CoreBreaker, ConfigError> {
-        CoreBreaker::with_time(config, TimeSource::recent(clock.into_clock()))
+        CoreBreaker::builder(config).recent_clock(clock).build()
     }
 
-    fn with_time(config: Config, time: TimeSource) -> Result<CoreBreaker, ConfigError> {
-        let parts = Parts { cell: StateCell::new(), limits: config.validate()?, time };
-        Ok(CoreBreaker { parts: CachePadded::new(parts) })
+    pub(crate) fn assemble(limits: Limits, time: TimeSource, observer: Option<Box<Observer>>) -> CoreBreaker {
+        let parts = Parts { cell: StateCell::new(), limits, time, opens: AtomicU64::new(0), observer };
+        CoreBreaker { parts: CachePadded::new(parts) }
     }
 
     /// Asks to let one call through, reading the clock only if the breaker is
@@ -182,7 +210,10 @@ impl CoreBreaker {
 
     #[inline(never)]
     fn acquire_changing(&self, word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Result<Ticket, Rejected> {
-        self.parts.cell.transition_from(word, |word| transition::acquire(word, &self.parts.limits, now))
+        let (decision, change) =
+            self.parts.cell.transition_from(word, |word| transition::acquire(word, &self.parts.limits, now));
+        self.changed(change);
+        decision
     }
 
     #[inline(never)]
@@ -193,7 +224,30 @@ impl CoreBreaker {
         outcome: Outcome,
         now: &mut impl FnMut() -> Timestamp,
     ) -> Recorded {
-        self.parts.cell.transition_from(word, |word| transition::record(word, ticket, outcome, &self.parts.limits, now))
+        let (decision, change) = self
+            .parts
+            .cell
+            .transition_from(word, |word| transition::record(word, ticket, outcome, &self.parts.limits, now));
+        self.changed(change);
+        decision
+    }
+
+    /// Counts and reports a change one of this breaker's CASes made.
+    #[inline(always)]
+    fn changed(&self, change: Option<Change>) {
+        if let Some(change) = change {
+            self.report(change);
+        }
+    }
+
+    #[cold]
+    fn report(&self, change: Change) {
+        if change.reason.is_some() && change.to.phase() == State::Open {
+            self.parts.opens.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(observer) = &self.parts.observer {
+            observer.report(change);
+        }
     }
 
     /// Opens the breaker now, whatever its state; an open breaker restarts
@@ -203,23 +257,27 @@ impl CoreBreaker {
         // it: a retry after losing to another transition must not stamp a
         // time older than that transition's, which would shorten its open
         // period.
-        self.parts.cell.transition(|word| transition::trip(word, &mut || self.parts.time.now()));
+        let ((), change) = self.parts.cell.transition(|word| transition::trip(word, &mut || self.parts.time.now()));
+        self.changed(change);
     }
 
     /// [`trip`](Self::trip) at a time the caller gives.
     pub fn trip_at(&self, now: Timestamp) {
-        self.parts.cell.transition(|word| transition::trip(word, &mut || now));
+        let ((), change) = self.parts.cell.transition(|word| transition::trip(word, &mut || now));
+        self.changed(change);
     }
 
     /// Closes the breaker now with no failures, whatever its state. Every
     /// outstanding ticket goes stale.
     pub fn reset(&self) {
-        self.parts.cell.transition(|word| transition::reset(word, &mut || self.parts.time.now()));
+        let ((), change) = self.parts.cell.transition(|word| transition::reset(word, &mut || self.parts.time.now()));
+        self.changed(change);
     }
 
     /// [`reset`](Self::reset) at a time the caller gives.
     pub fn reset_at(&self, now: Timestamp) {
-        self.parts.cell.transition(|word| transition::reset(word, &mut || now));
+        let ((), change) = self.parts.cell.transition(|word| transition::reset(word, &mut || now));
+        self.changed(change);
     }
 
     /// The state as callers see it, without changing anything: an open
@@ -273,10 +331,36 @@ impl CoreBreaker {
     pub fn limits(&self) -> Limits {
         self.parts.limits
     }
+
+    /// The name given with [`Builder::name`]; empty when there is none.
+    pub fn name(&self) -> &str {
+        self.parts.observer.as_ref().and_then(|observer| observer.name.as_deref()).unwrap_or("")
+    }
+
+    /// How many times the breaker has changed state into open (a threshold
+    /// reached, a probe failed, a trip of a breaker that was not open) since
+    /// it was created. Kept whether or not anyone listens.
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker};
+    ///
+    /// let breaker = CoreBreaker::new(Config::default())?;
+    /// breaker.trip();
+    /// breaker.trip(); // already open: not a change of state
+    /// assert_eq!(breaker.opens(), 1);
+    /// # Ok::<(), breaker_core::ConfigError>(())
+    /// ```
+    pub fn opens(&self) -> u64 {
+        self.parts.opens.load(Ordering::Relaxed)
+    }
 }
 
 impl fmt::Debug for CoreBreaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CoreBreaker").field("word", &self.snapshot()).field("limits", &self.parts.limits).finish()
+        f.debug_struct("CoreBreaker")
+            .field("name", &self.name())
+            .field("word", &self.snapshot())
+            .field("limits", &self.parts.limits)
+            .finish()
     }
 }

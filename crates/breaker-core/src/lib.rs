@@ -48,8 +48,10 @@
 //! publish your own data between threads.
 
 mod breaker;
+mod builder;
 mod cell;
 mod config;
+mod observe;
 mod recent_clock;
 mod sync;
 mod ticket;
@@ -58,7 +60,9 @@ mod transition;
 mod word;
 
 pub use breaker::CoreBreaker;
+pub use builder::Builder;
 pub use config::{Config, ConfigError, Limits};
+pub use observe::{Reason, Transition};
 pub use recent_clock::RecentClock;
 pub use ticket::{Outcome, Recorded, Rejected, Ticket};
 pub use time::{TICK, Timestamp};

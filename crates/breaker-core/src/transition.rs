@@ -9,45 +9,58 @@
 //! read), so a healthy closed breaker never reads the clock; the
 //! time-explicit API hands in a constant.
 //!
-//! | phase     | event                          | next                                 | decision      |
-//! |-----------|--------------------------------|--------------------------------------|---------------|
-//! | closed    | acquire                        | unchanged                            | admitted      |
-//! | closed    | success                        | count = 0                            | applied       |
-//! | closed    | failure, count + 1 < threshold | count + 1                            | applied       |
-//! | closed    | failure, count + 1 = threshold | open at now                          | applied       |
-//! | closed    | ignored                        | unchanged                            | applied       |
-//! | open      | acquire, elapsed < timeout     | unchanged                            | rejected      |
-//! | open      | acquire, elapsed >= timeout    | half-open at now, count = 1          | admitted      |
-//! | half-open | acquire, count < max           | count + 1                            | admitted      |
-//! | half-open | acquire, full, elapsed < timeout | unchanged                          | rejected      |
-//! | half-open | acquire, full, elapsed >= timeout | half-open at now, count = 1 (hung probes go stale) | admitted |
-//! | half-open | success                        | closed at now                        | applied       |
-//! | half-open | failure                        | open at now                          | applied       |
-//! | half-open | ignored                        | count - 1                            | applied       |
-//! | any       | result with another generation | unchanged                            | stale         |
-//! | open      | any result                     | unchanged                            | stale         |
-//! | any       | trip                           | open at now                          |               |
-//! | any       | reset                          | closed at now                        |               |
+//! | phase     | event                          | next                                 | decision      | reason |
+//! |-----------|--------------------------------|--------------------------------------|---------------|--------|
+//! | closed    | acquire                        | unchanged                            | admitted      |        |
+//! | closed    | success                        | count = 0                            | applied       |        |
+//! | closed    | failure, count + 1 < threshold | count + 1                            | applied       |        |
+//! | closed    | failure, count + 1 = threshold | open at now                          | applied       | threshold reached |
+//! | closed    | ignored                        | unchanged                            | applied       |        |
+//! | open      | acquire, elapsed < timeout     | unchanged                            | rejected      |        |
+//! | open      | acquire, elapsed >= timeout    | half-open at now, count = 1          | admitted      | timeout elapsed |
+//! | half-open | acquire, count < max           | count + 1                            | admitted      |        |
+//! | half-open | acquire, full, elapsed < timeout | unchanged                          | rejected      |        |
+//! | half-open | acquire, full, elapsed >= timeout | half-open at now, count = 1 (hung probes go stale) | admitted | probes replaced |
+//! | half-open | success                        | closed at now                        | applied       | probe succeeded |
+//! | half-open | failure                        | open at now                          | applied       | probe failed |
+//! | half-open | ignored                        | count - 1                            | applied       |        |
+//! | any       | result with another generation | unchanged                            | stale         |        |
+//! | open      | any result                     | unchanged                            | stale         |        |
+//! | open      | trip                           | open at now (timer restarts)         |               |        |
+//! | other     | trip                           | open at now                          |               | tripped |
+//! | closed    | reset                          | closed at now                        |               |        |
+//! | other     | reset                          | closed at now                        |               | reset  |
 //!
 //! "at now" is [`StateWord::enter`]: a new epoch and stamp, so every ticket
-//! issued before the transition is stale after it.
+//! issued before the transition is stale after it. A row with a reason is a
+//! change of state that the breaker's listener hears about; the two "at now"
+//! rows without one start a new generation in the same state and are not
+//! reported.
 
 use crate::config::Limits;
+use crate::observe::Reason;
 use crate::ticket::{Outcome, Recorded, Rejected, Ticket};
 use crate::time::Timestamp;
 use crate::word::{State, StateWord};
 
 /// A decision and the word to store for it; `next == word` means no write.
+/// `reason` is set when storing `next` is a change of state a listener hears
+/// about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use = "a step whose next word is not stored did not happen"]
 pub(crate) struct Step<D> {
     pub(crate) decision: D,
     pub(crate) next: StateWord,
+    pub(crate) reason: Option<Reason>,
 }
 
 impl<D> Step<D> {
     const fn to(next: StateWord, decision: D) -> Step<D> {
-        Step { decision, next }
+        Step { decision, next, reason: None }
+    }
+
+    fn because(self, reason: Reason) -> Step<D> {
+        Step { reason: Some(reason), ..self }
     }
 }
 
@@ -86,7 +99,11 @@ const fn admit(next: StateWord) -> Step<Result<Ticket, Rejected>> {
 fn start_probing_or_reject(word: StateWord, limits: &Limits, now: Timestamp) -> Step<Result<Ticket, Rejected>> {
     let elapsed = word.elapsed(now);
     if elapsed >= limits.timeout_ticks {
-        admit(word.enter(State::HalfOpen, now).with_count(1))
+        let reason = match word.phase() {
+            State::HalfOpen => Reason::ProbesReplaced,
+            State::Closed | State::Open => Reason::TimeoutElapsed,
+        };
+        admit(word.enter(State::HalfOpen, now).with_count(1)).because(reason)
     } else {
         Step::to(word, Err(Rejected::after_ticks(limits.timeout_ticks - elapsed)))
     }
@@ -104,19 +121,23 @@ pub(crate) fn record(
     if !ticket.belongs_to(word) {
         return Step::to(word, Recorded::Stale);
     }
-    let next = match (word.phase(), outcome) {
+    let applied = |next| Step::to(next, Recorded::Applied);
+    match (word.phase(), outcome) {
         // Open generations issue no tickets, so a match here is an alias of an
         // old generation (see the word's docs) and must not count.
-        (State::Open, _) => return Step::to(word, Recorded::Stale),
-        (State::Closed, Outcome::Success) => word.with_count(0),
-        (State::Closed, Outcome::Failure) if word.count() + 1 >= limits.threshold => word.enter(State::Open, now()),
-        (State::Closed, Outcome::Failure) => word.with_count(word.count() + 1),
-        (State::Closed, Outcome::Ignored) => word,
-        (State::HalfOpen, Outcome::Success) => word.enter(State::Closed, now()),
-        (State::HalfOpen, Outcome::Failure) => word.enter(State::Open, now()),
-        (State::HalfOpen, Outcome::Ignored) => word.with_count(word.count().saturating_sub(1)),
-    };
-    Step::to(next, Recorded::Applied)
+        (State::Open, _) => Step::to(word, Recorded::Stale),
+        (State::Closed, Outcome::Success) => applied(word.with_count(0)),
+        (State::Closed, Outcome::Failure) if word.count() + 1 >= limits.threshold => {
+            applied(word.enter(State::Open, now())).because(Reason::ThresholdReached)
+        }
+        (State::Closed, Outcome::Failure) => applied(word.with_count(word.count() + 1)),
+        (State::Closed, Outcome::Ignored) => applied(word),
+        (State::HalfOpen, Outcome::Success) => {
+            applied(word.enter(State::Closed, now())).because(Reason::ProbeSucceeded)
+        }
+        (State::HalfOpen, Outcome::Failure) => applied(word.enter(State::Open, now())).because(Reason::ProbeFailed),
+        (State::HalfOpen, Outcome::Ignored) => applied(word.with_count(word.count().saturating_sub(1))),
+    }
 }
 
 /// The rows of [`record`] decided from the word alone that leave it as it
@@ -133,16 +154,20 @@ pub(crate) fn record_read_only(word: StateWord, ticket: Ticket, outcome: Outcome
     (unchanged && word.phase() == State::Closed && ticket.belongs_to(word)).then_some(Recorded::Applied)
 }
 
-/// Opens the breaker now, whatever its state (an open one restarts its timer).
+/// Opens the breaker now, whatever its state (an open one restarts its
+/// timer, which is not a change of state).
 #[inline]
 pub(crate) fn trip(word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Step<()> {
-    Step::to(word.enter(State::Open, now()), ())
+    let step = Step::to(word.enter(State::Open, now()), ());
+    if word.phase() == State::Open { step } else { step.because(Reason::Tripped) }
 }
 
-/// Closes the breaker now with no failures, whatever its state.
+/// Closes the breaker now with no failures, whatever its state (a closed
+/// one starts a new generation, which is not a change of state).
 #[inline]
 pub(crate) fn reset(word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Step<()> {
-    Step::to(word.enter(State::Closed, now()), ())
+    let step = Step::to(word.enter(State::Closed, now()), ());
+    if word.phase() == State::Closed { step } else { step.because(Reason::Reset) }
 }
 
 /// The state as callers see it: an open breaker whose timeout has passed is

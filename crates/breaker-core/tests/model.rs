@@ -6,9 +6,10 @@
 //! random offset (some just below a wrap of the word's 38-bit time field), and
 //! through the clock-reading API on a mock clock.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use breaker_core::{Config, CoreBreaker, Outcome, Recorded, State, Ticket, Timestamp};
+use breaker_core::{Config, CoreBreaker, Outcome, Recorded, State, Ticket, Timestamp, Transition};
 use breaker_model::{Model, Phase, Seen};
 use proptest::prelude::*;
 
@@ -143,7 +144,27 @@ impl Driven for Clocked {
     }
 }
 
-fn run(breaker: &dyn Driven, config: Config, start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
+type Log = Arc<Mutex<Vec<Transition>>>;
+
+/// A core on a mock clock whose listener appends to the returned log.
+fn observed(config: Config) -> (CoreBreaker, std::sync::Arc<breaker_core::quanta::Mock>, Log) {
+    let (clock, mock) = breaker_core::quanta::Clock::mock();
+    let log = Log::default();
+    let sink = Arc::clone(&log);
+    let core = CoreBreaker::builder(config)
+        .clock(clock)
+        .on_transition(move |t| sink.lock().unwrap().push(t.clone()))
+        .build()
+        .unwrap();
+    (core, mock, log)
+}
+
+/// A reported transition in the model's terms.
+fn as_model(t: &Transition) -> (Seen, Seen, &'static str, u64) {
+    (seen(t.from()), seen(t.to()), t.reason().as_str(), t.sequence())
+}
+
+fn run(breaker: &dyn Driven, log: &Log, config: Config, start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
     let limits = config.validate().unwrap();
     let mut model = Model::new(limits.threshold(), limits.half_open_max(), limits.timeout().as_millis() as u64);
     let mut tickets: Vec<(Ticket, breaker_model::Ticket)> = Vec::new();
@@ -195,6 +216,10 @@ fn run(breaker: &dyn Driven, config: Config, start: u64, ops: &[Op]) -> Result<(
         prop_assert_eq!(word.phase(), stored(&model), "stored phase after step {} {:?}", step, op);
         prop_assert_eq!(word.count(), model.count(), "count after step {} {:?}", step, op);
         prop_assert_eq!(seen(breaker.state(now)), model.seen(now), "state after step {} {:?}", step, op);
+        let reported: Vec<_> = log.lock().unwrap().drain(..).map(|t| as_model(&t)).collect();
+        let changes: Vec<_> =
+            model.take_changes().into_iter().map(|c| (c.from, c.to, c.reason.as_str(), c.generation)).collect();
+        prop_assert_eq!(reported, changes, "transitions reported by step {} {:?}", step, op);
     }
     Ok(())
 }
@@ -204,15 +229,13 @@ proptest! {
 
     #[test]
     fn explicit_time_api_matches_the_model(config in config(), start in start(), ops in prop::collection::vec(op(), 1..200)) {
-        let (clock, _mock) = breaker_core::quanta::Clock::mock();
-        let core = CoreBreaker::with_clock(config, clock).unwrap();
-        run(&Explicit(core), config, start, &ops)?;
+        let (core, _mock, log) = observed(config);
+        run(&Explicit(core), &log, config, start, &ops)?;
     }
 
     #[test]
     fn clock_reading_api_matches_the_model(config in config(), ops in prop::collection::vec(op(), 1..200)) {
-        let (clock, mock) = breaker_core::quanta::Clock::mock();
-        let core = CoreBreaker::with_clock(config, clock).unwrap();
-        run(&Clocked { core, mock }, config, 0, &ops)?;
+        let (core, mock, log) = observed(config);
+        run(&Clocked { core, mock }, &log, config, 0, &ops)?;
     }
 }

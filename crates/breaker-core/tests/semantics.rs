@@ -186,10 +186,16 @@ fn the_breaker_is_send_sync_and_shares_one_cache_line_free_word() {
 }
 
 #[test]
-fn debug_shows_the_word_and_the_limits() {
+fn debug_shows_the_name_the_word_and_the_limits() {
     let (b, _mock) = breaker(3, 2, 100);
     fail(&b, 1);
     let debug = format!("{b:?}");
-    assert!(debug.starts_with("CoreBreaker { word: StateWord { phase: Closed, count: 1,"), "{debug}");
+    assert!(debug.starts_with("CoreBreaker { name: \"\", word: StateWord { phase: Closed, count: 1,"), "{debug}");
     assert!(debug.contains("limits: Limits { threshold: 3, half_open_max: 2, timeout_ticks: 100 }"), "{debug}");
+}
+
+#[test]
+fn debug_shows_a_given_name() {
+    let b = CoreBreaker::builder(Config::default()).name("users").build().unwrap();
+    assert!(format!("{b:?}").starts_with("CoreBreaker { name: \"users\","));
 }

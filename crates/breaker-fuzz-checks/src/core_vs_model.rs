@@ -5,8 +5,10 @@
 //! any config, any start time, tickets reported in any order (twice, late,
 //! never), jumps of any size and clocks that step back.
 
+use std::sync::{Arc, Mutex};
+
 use arbitrary::Arbitrary;
-use breaker_core::{CoreBreaker, Recorded, State, Ticket, Timestamp};
+use breaker_core::{CoreBreaker, Recorded, State, Ticket, Timestamp, Transition};
 use breaker_model::Model;
 
 use crate::config::{ConfigInput, check_validation};
@@ -107,6 +109,8 @@ struct Run {
     /// word still carries the initial stamp 0.
     last_transition: Option<u64>,
     tickets: Vec<Held>,
+    /// What the core's listener has heard and the driver not yet checked.
+    heard: Arc<Mutex<Vec<Transition>>>,
 }
 
 /// Runs the `core_vs_model` target's checks on one input.
@@ -119,7 +123,11 @@ pub fn core_vs_model(input: &Input) {
     let config = input.config.config();
     let expected = check_validation(&config);
     let (clock, _mock) = breaker_core::quanta::Clock::mock();
-    let core = match (expected, CoreBreaker::with_clock(config, clock)) {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&heard);
+    let built =
+        CoreBreaker::builder(config).clock(clock).on_transition(move |t| sink.lock().unwrap().push(t.clone())).build();
+    let core = match (expected, built) {
         (Some(limits), Ok(core)) => {
             assert_eq!(core.limits(), limits, "CoreBreaker::with_clock({config:?})");
             core
@@ -141,6 +149,7 @@ pub fn core_vs_model(input: &Input) {
         now: input.start.millis(),
         last_transition: None,
         tickets: Vec::new(),
+        heard,
     };
     run.check("start", None);
     for (step, op) in input.ops.iter().enumerate() {
@@ -208,6 +217,20 @@ impl Run {
             assert_eq!(self.model.generation(), generation + 1, "one step makes at most one transition");
             self.last_transition = Some(self.now);
         }
+        let heard: Vec<_> = self
+            .heard
+            .lock()
+            .unwrap()
+            .drain(..)
+            .map(|t| (seen(t.from()), seen(t.to()), t.reason().as_str(), t.sequence(), t.at().as_millis()))
+            .collect();
+        let changes: Vec<_> = self
+            .model
+            .take_changes()
+            .into_iter()
+            .map(|c| (c.from, c.to, c.reason.as_str(), c.generation, self.now % STAMP_MODULUS))
+            .collect();
+        assert_eq!(heard, changes, "step {step} {op:?} at {}: transitions reported", self.now);
         // Inside the documented generation limit: see MAX_TICKET_AGE.
         let current = self.model.generation();
         self.tickets.retain(|held| current - held.generation < MAX_TICKET_AGE);

@@ -9,18 +9,20 @@
 //! over either way); a permit or an admitted future dropped before it reports
 //! is ignored; a future decides at its first poll, not when it is made. After every step the state agrees with the model's
 //! and `counts()` equals the driver's own tally exactly: successes and
-//! failures count even when stale, ignored results do not, rejections do.
+//! failures count even when stale, ignored results do not, rejections do;
+//! `opens` counts the model's changes into open, and the breaker's listener
+//! hears exactly the model's changes of state, in order, each once.
 
 use core::future::Future;
 use core::ops::Deref;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arbitrary::Arbitrary;
 use breaker::quanta::Mock;
-use breaker::{Breaker, Counts, Error, OwnedPermit, Permit, PermitOf, Recorded, Rejected};
-use breaker_model::Model;
+use breaker::{Breaker, Counts, Error, OwnedPermit, Permit, PermitOf, Recorded, Rejected, Transition};
+use breaker_model::{Model, Seen};
 
 use crate::config::{ConfigInput, check_validation};
 use crate::panics::{catch_deliberate, deliberate};
@@ -164,7 +166,14 @@ pub fn facade_sequence(input: &Input) {
     let config = input.config.config();
     let expected = check_validation(&config);
     let (clock, mock) = breaker::quanta::Clock::mock();
-    let breaker = match (expected, Breaker::builder(config).clock(clock).build()) {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&heard);
+    let built = Breaker::builder(config)
+        .clock(clock)
+        .name("fuzzed")
+        .on_transition(move |t| sink.lock().unwrap().push(t.clone()))
+        .build();
+    let breaker = match (expected, built) {
         (Some(limits), Ok(breaker)) => {
             assert_eq!(breaker.config(), limits.config(), "Breaker::builder({config:?}).clock(mock).build()");
             Arc::new(breaker)
@@ -185,6 +194,7 @@ pub fn facade_sequence(input: &Input) {
         model: Model::new(limits.threshold(), limits.half_open_max(), timeout_ms),
         timeout_ms,
         tally: Counts::default(),
+        heard,
         permits: Vec::new(),
         flights: Vec::new(),
         retired_permits: Vec::new(),
@@ -277,6 +287,8 @@ struct Run<'b> {
     model: Model,
     timeout_ms: u64,
     tally: Counts,
+    /// What the breaker's listener has heard and the driver not yet checked.
+    heard: Arc<Mutex<Vec<Transition>>>,
     permits: Vec<HeldPermit<'b>>,
     flights: Vec<Flight<'b>>,
     /// Permits held past [`MAX_TICKET_AGE`] generations: kept alive and
@@ -539,6 +551,18 @@ impl<'b> Run<'b> {
         let current = self.model.generation();
         // A call is an acquire and a report: up to two transitions.
         assert!(current - generation <= 2, "step {step} {op:?} made {} transitions", current - generation);
+        let changes: Vec<_> =
+            self.model.take_changes().into_iter().map(|c| (c.from, c.to, c.reason.as_str(), c.generation)).collect();
+        self.tally.opens += changes.iter().filter(|(_, to, ..)| *to == Seen::Open).count() as u64;
+        let heard: Vec<_> = self
+            .heard
+            .lock()
+            .unwrap()
+            .drain(..)
+            .inspect(|t| assert_eq!(t.name(), "fuzzed", "every transition carries the name"))
+            .map(|t| (seen(t.from()), seen(t.to()), t.reason().as_str(), t.sequence()))
+            .collect();
+        assert_eq!(heard, changes, "transitions reported by step {step} {op:?} ({:?})", self.model);
         // Inside the documented generation limit: see MAX_TICKET_AGE. Not
         // dropped (that would report them as ignored): kept, never touched.
         // Ages change only with the generation, so only then is there work.

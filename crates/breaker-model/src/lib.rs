@@ -69,6 +69,57 @@ pub enum Seen {
     HalfOpen,
 }
 
+/// Why the model changed state; the real breaker's `Reason`, spelled the
+/// same way by [`Reason::as_str`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Closed to open at the threshold.
+    ThresholdReached,
+    /// Half-open to open.
+    ProbeFailed,
+    /// Half-open to closed.
+    ProbeSucceeded,
+    /// Open to half-open, at the first acquire after the timeout.
+    TimeoutElapsed,
+    /// Half-open to half-open: a new round after every slot was held a
+    /// whole timeout.
+    ProbesReplaced,
+    /// A trip of a breaker that was not open.
+    Tripped,
+    /// A reset of a breaker that was not closed.
+    Reset,
+}
+
+impl Reason {
+    /// The reason in snake case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::ThresholdReached => "threshold_reached",
+            Reason::ProbeFailed => "probe_failed",
+            Reason::ProbeSucceeded => "probe_succeeded",
+            Reason::TimeoutElapsed => "timeout_elapsed",
+            Reason::ProbesReplaced => "probes_replaced",
+            Reason::Tripped => "tripped",
+            Reason::Reset => "reset",
+        }
+    }
+}
+
+/// A change of state, as a listener on the real breaker hears it. A trip of
+/// an open model and a reset of a closed one start a new generation but are
+/// not changes of state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Change {
+    /// The stored state before.
+    pub from: Seen,
+    /// The stored state after.
+    pub to: Seen,
+    /// Why.
+    pub reason: Reason,
+    /// The generation the change started: the real breaker's sequence number.
+    pub generation: u64,
+}
+
 /// The generation an admitted call belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Ticket {
@@ -84,6 +135,8 @@ pub struct Model {
     phase: Phase,
     /// Bumped by every transition; a ticket from another one is stale.
     generation: u64,
+    /// Changes of state not yet taken with [`Model::take_changes`].
+    changes: Vec<Change>,
 }
 
 impl Model {
@@ -91,7 +144,14 @@ impl Model {
     /// zero to its default before it gets here).
     pub fn new(threshold: u32, half_open_max: u32, timeout_ms: u64) -> Model {
         assert!(threshold >= 1 && half_open_max >= 1 && timeout_ms >= 1, "limits are resolved and positive");
-        Model { threshold, half_open_max, timeout: timeout_ms, phase: Phase::Closed { failures: 0 }, generation: 0 }
+        Model {
+            threshold,
+            half_open_max,
+            timeout: timeout_ms,
+            phase: Phase::Closed { failures: 0 },
+            generation: 0,
+            changes: Vec::new(),
+        }
     }
 
     /// The stored phase.
@@ -139,7 +199,11 @@ impl Model {
     fn probe_after_timeout(&mut self, since: u64, now: u64) -> Result<Ticket, u64> {
         let waited = now.saturating_sub(since);
         if waited >= self.timeout {
-            self.enter(Phase::HalfOpen { since: now, in_flight: 1 });
+            let reason = match self.phase {
+                Phase::HalfOpen { .. } => Reason::ProbesReplaced,
+                Phase::Closed { .. } | Phase::Open { .. } => Reason::TimeoutElapsed,
+            };
+            self.enter(Phase::HalfOpen { since: now, in_flight: 1 }, Some(reason));
             Ok(self.ticket())
         } else {
             Err(self.timeout - waited)
@@ -157,14 +221,18 @@ impl Model {
             (Phase::Closed { .. }, Outcome::Success) => self.phase = Phase::Closed { failures: 0 },
             (Phase::Closed { failures }, Outcome::Failure) => {
                 if failures + 1 >= self.threshold {
-                    self.enter(Phase::Open { since: now });
+                    self.enter(Phase::Open { since: now }, Some(Reason::ThresholdReached));
                 } else {
                     self.phase = Phase::Closed { failures: failures + 1 };
                 }
             }
             (Phase::Closed { .. }, Outcome::Ignored) => {}
-            (Phase::HalfOpen { .. }, Outcome::Success) => self.enter(Phase::Closed { failures: 0 }),
-            (Phase::HalfOpen { .. }, Outcome::Failure) => self.enter(Phase::Open { since: now }),
+            (Phase::HalfOpen { .. }, Outcome::Success) => {
+                self.enter(Phase::Closed { failures: 0 }, Some(Reason::ProbeSucceeded))
+            }
+            (Phase::HalfOpen { .. }, Outcome::Failure) => {
+                self.enter(Phase::Open { since: now }, Some(Reason::ProbeFailed))
+            }
             (Phase::HalfOpen { since, in_flight }, Outcome::Ignored) => {
                 // A ticket reported twice must not free a slot it never held.
                 self.phase = Phase::HalfOpen { since, in_flight: in_flight.saturating_sub(1) };
@@ -175,12 +243,19 @@ impl Model {
 
     /// Opens at `now`, whatever the state.
     pub fn trip(&mut self, now: u64) {
-        self.enter(Phase::Open { since: now });
+        let reason = (!matches!(self.phase, Phase::Open { .. })).then_some(Reason::Tripped);
+        self.enter(Phase::Open { since: now }, reason);
     }
 
     /// Closes with no failures, whatever the state.
     pub fn reset(&mut self) {
-        self.enter(Phase::Closed { failures: 0 });
+        let reason = (!matches!(self.phase, Phase::Closed { .. })).then_some(Reason::Reset);
+        self.enter(Phase::Closed { failures: 0 }, reason);
+    }
+
+    /// The changes of state since the last call, oldest first.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
     }
 
     /// Transitions handed out so far; tickets from before the last one are stale.
@@ -188,9 +263,21 @@ impl Model {
         self.generation
     }
 
-    fn enter(&mut self, phase: Phase) {
+    fn enter(&mut self, phase: Phase, reason: Option<Reason>) {
+        let from = self.stored();
         self.phase = phase;
         self.generation += 1;
+        if let Some(reason) = reason {
+            self.changes.push(Change { from, to: self.stored(), reason, generation: self.generation });
+        }
+    }
+
+    fn stored(&self) -> Seen {
+        match self.phase {
+            Phase::Closed { .. } => Seen::Closed,
+            Phase::Open { .. } => Seen::Open,
+            Phase::HalfOpen { .. } => Seen::HalfOpen,
+        }
     }
 
     fn ticket(&self) -> Ticket {
@@ -224,6 +311,23 @@ mod tests {
         assert!(!model.record(hung, Outcome::Failure, 21));
         assert!(model.record(fresh, Outcome::Success, 21));
         assert_eq!(model.seen(21), Seen::Closed);
+        let reasons: Vec<Reason> = model.take_changes().iter().map(|c| c.reason).collect();
+        assert_eq!(reasons, [Reason::Tripped, Reason::TimeoutElapsed, Reason::ProbesReplaced, Reason::ProbeSucceeded]);
+    }
+
+    #[test]
+    fn a_trip_of_an_open_model_starts_a_generation_but_is_no_change() {
+        let mut model = Model::new(1, 1, 10);
+        model.trip(0);
+        model.trip(5);
+        model.reset();
+        model.reset();
+        let changes = model.take_changes();
+        assert_eq!(
+            changes.iter().map(|c| (c.from, c.to, c.generation)).collect::<Vec<_>>(),
+            [(Seen::Closed, Seen::Open, 1), (Seen::Open, Seen::Closed, 3)]
+        );
+        assert_eq!(model.generation(), 4);
     }
 
     #[test]

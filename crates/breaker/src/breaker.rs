@@ -412,11 +412,16 @@ impl Breaker {
         self.core.state()
     }
 
-    /// Successes, failures and rejections since the breaker was created,
-    /// summed over every thread that used it.
+    /// Successes, failures, rejections and opens since the breaker was
+    /// created, summed over every thread that used it.
     #[inline]
     pub fn counts(&self) -> Counts {
-        self.tally.sum()
+        Counts { opens: self.core.opens(), ..self.tally.sum() }
+    }
+
+    /// The name given with [`Builder::name`]; empty when there is none.
+    pub fn name(&self) -> &str {
+        self.core.name()
     }
 
     /// Opens the breaker now. Calls in flight report stale results.
@@ -511,6 +516,7 @@ impl Default for Breaker {
 impl fmt::Debug for Breaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Breaker")
+            .field("name", &self.name())
             .field("state", &self.state())
             .field("config", &self.config())
             .field("counts", &self.counts())

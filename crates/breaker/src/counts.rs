@@ -25,8 +25,8 @@ use std::sync::{Mutex, PoisonError};
 use crate::lane::{Lane, Slot, increment};
 use crate::local;
 
-/// How many calls a breaker has let through and how they ended, and how many
-/// it rejected, since it was created.
+/// How many calls a breaker has let through and how they ended, how many it
+/// rejected, and how often it opened, since it was created.
 ///
 /// Results that arrived after a transition (stale) still count here: the call
 /// did succeed or fail. Calls reported as [`Outcome::Ignored`](crate::Outcome)
@@ -55,6 +55,9 @@ pub struct Counts {
     /// Calls rejected without running because the breaker was open (or
     /// half-open with every probe slot taken).
     pub rejections: u64,
+    /// Times the breaker changed state into open: a threshold reached, a
+    /// probe failed, a trip of a breaker that was not open.
+    pub opens: u64,
 }
 
 /// Which count an event adds to.
@@ -197,7 +200,7 @@ mod tests {
                 });
             }
         });
-        assert_eq!(tally.sum(), Counts { successes: 8 * 6_666, failures: 8 * 3_334, rejections: 80_000 });
+        assert_eq!(tally.sum(), Counts { successes: 8 * 6_666, failures: 8 * 3_334, rejections: 80_000, opens: 0 });
         // A thread that finished early may have handed its lane, and its slot
         // here, to one started later.
         assert!((1..=8).contains(&tally.slots()), "{} slots for 8 threads", tally.slots());
@@ -229,7 +232,11 @@ mod tests {
             second.add(Count::Success);
             let reused = std::ptr::from_ref(second.thread_slot().slot.expect("cached"));
             assert_eq!(reused, slot, "the lane reuses the freed slot");
-            assert_eq!(second.sum(), Counts { successes: 1, failures: 0, rejections: 0 }, "and it starts at zero");
+            assert_eq!(
+                second.sum(),
+                Counts { successes: 1, failures: 0, rejections: 0, opens: 0 },
+                "and it starts at zero"
+            );
         })
         .join()
         .unwrap();
@@ -318,7 +325,7 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert_eq!(tally.sum(), Counts { successes: 1, failures: 0, rejections: 1 });
+        assert_eq!(tally.sum(), Counts { successes: 1, failures: 0, rejections: 1, opens: 0 });
         assert_eq!(
             tally.shared.counter(Count::Rejection).load(Ordering::Relaxed),
             1,

@@ -88,7 +88,9 @@ pub use counts::Counts;
 pub use error::Error;
 pub use permit::{OwnedPermit, Permit, PermitOf};
 
-pub use breaker_core::{Config, ConfigError, CoreBreaker, Outcome, RecentClock, Recorded, Rejected, State};
+pub use breaker_core::{
+    Config, ConfigError, CoreBreaker, Outcome, Reason, RecentClock, Recorded, Rejected, State, Timestamp, Transition,
+};
 
 /// The clock crate the breaker runs on, re-exported so that
 /// `breaker::quanta::Clock::mock()` in tests matches the breaker's version.

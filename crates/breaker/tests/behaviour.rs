@@ -516,8 +516,11 @@ fn debug_output_shows_what_an_operator_needs() {
     let (b, _mock) = breaker(2, 1, 1_000);
     fail(&b);
     let debug = format!("{b:?}");
-    assert!(debug.starts_with("Breaker { state: Closed, config: Config { threshold: 2,"), "{debug}");
-    assert!(debug.contains("counts: Counts { successes: 0, failures: 1, rejections: 0 }"), "{debug}");
+    assert!(debug.starts_with(r#"Breaker { name: "", state: Closed, config: Config { threshold: 2,"#), "{debug}");
+    assert!(debug.contains("counts: Counts { successes: 0, failures: 1, rejections: 0, opens: 0 }"), "{debug}");
+    let opened = breaker(1, 1, 1_000).0;
+    fail(&opened);
+    assert!(format!("{opened:?}").contains("rejections: 0, opens: 1 }"), "{opened:?}");
 
     let (clock, _mock) = breaker::quanta::Clock::mock();
     let builder = Breaker::builder(Config::default()).clock(clock);

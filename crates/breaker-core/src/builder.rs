@@ -1,0 +1,136 @@
+//! [`Builder`]: every way to configure a [`CoreBreaker`] beyond its
+//! [`Config`].
+
+use core::fmt;
+use std::sync::Arc;
+
+use crate::breaker::CoreBreaker;
+use crate::config::{Config, ConfigError};
+use crate::observe::{Listener, Observer, Transition};
+use crate::recent_clock::RecentClock;
+use crate::time::TimeSource;
+
+/// Builds a [`CoreBreaker`]: the [`Config`] and every option beyond it. Made
+/// by [`CoreBreaker::builder`].
+///
+/// ```
+/// use breaker_core::{Config, CoreBreaker, State};
+///
+/// let (clock, _mock) = breaker_core::quanta::Clock::mock();
+/// let breaker = CoreBreaker::builder(Config::default())
+///     .clock(clock)
+///     .name("payments")
+///     .on_transition(|t| eprintln!("{t}"))
+///     .build()?;
+/// breaker.trip(); // prints "payments: closed -> open (tripped, #1)"
+/// assert_eq!(breaker.state(), State::Open);
+/// # Ok::<(), breaker_core::ConfigError>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+#[derive(Clone)]
+pub struct Builder {
+    config: Config,
+    clock: ClockChoice,
+    name: Option<Arc<str>>,
+    listener: Option<Listener>,
+}
+
+#[derive(Clone)]
+enum ClockChoice {
+    Real,
+    Given(quanta::Clock),
+    Recent(RecentClock),
+}
+
+impl Builder {
+    pub(crate) fn new(config: Config) -> Builder {
+        Builder { config, clock: ClockChoice::Real, name: None, listener: None }
+    }
+
+    /// Runs the breaker on `clock` instead of the real one: typically
+    /// `quanta::Clock::mock()` in tests, so that time moves only when the
+    /// test says (use the [`quanta`](crate::quanta) re-export so the versions
+    /// match).
+    pub fn clock(mut self, clock: quanta::Clock) -> Builder {
+        self.clock = ClockChoice::Given(clock);
+        self
+    }
+
+    /// Runs the breaker on the coarse [`RecentClock`]: a rejection while open
+    /// costs a shared load instead of a cycle-counter read, and the breaker's
+    /// time lags real time by about a millisecond (see [`RecentClock`] for
+    /// the trade).
+    pub fn recent_clock(mut self, clock: RecentClock) -> Builder {
+        self.clock = ClockChoice::Recent(clock);
+        self
+    }
+
+    /// Names the breaker, for logs and metrics: [`CoreBreaker::name`],
+    /// [`Transition::name`] and `Debug` show it. Costs one small allocation
+    /// at build (shared with the listener's), nothing per call.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Calls `listener` once for every change of state (see [`Transition`]
+    /// for what counts as one), on the thread whose compare-and-swap made it,
+    /// right after that CAS, with no lock held. A later call replaces an
+    /// earlier listener.
+    ///
+    /// The listener runs inside the call that made the transition, so keep
+    /// it short: log, count, or send to a channel. A listener that panics
+    /// does not reach the caller: the panic hook runs as for any panic, the
+    /// panic is caught, and the transition and the call that made it stand
+    /// as if the listener had returned.
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker, Reason};
+    /// use std::sync::mpsc;
+    ///
+    /// let (events, received) = mpsc::channel();
+    /// let breaker = CoreBreaker::builder(Config::default())
+    ///     .on_transition(move |t| { let _ = events.send(t.clone()); })
+    ///     .build()?;
+    /// breaker.trip();
+    /// assert_eq!(received.try_recv().unwrap().reason(), Reason::Tripped);
+    /// # Ok::<(), breaker_core::ConfigError>(())
+    /// ```
+    pub fn on_transition(mut self, listener: impl Fn(&Transition) + Send + Sync + 'static) -> Builder {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// The breaker, or the [`ConfigError`] naming the field that does not
+    /// fit (threshold or half_open_max above 65 535, timeout above 2^36 ms,
+    /// about 2.18 years). Never panics.
+    pub fn build(self) -> Result<CoreBreaker, ConfigError> {
+        let limits = self.config.validate()?;
+        let time = match self.clock {
+            ClockChoice::Real => TimeSource::new(quanta::Clock::new()),
+            ClockChoice::Given(clock) => TimeSource::new(clock),
+            ClockChoice::Recent(clock) => TimeSource::recent(clock.into_clock()),
+        };
+        let observer = match (self.name, self.listener) {
+            (None, None) => None,
+            (name, listener) => Some(Box::new(Observer { name, listener })),
+        };
+        Ok(CoreBreaker::assemble(limits, time, observer))
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let clock = match self.clock {
+            ClockChoice::Real => "real",
+            ClockChoice::Given(_) => "given",
+            ClockChoice::Recent(_) => "recent",
+        };
+        f.debug_struct("Builder")
+            .field("config", &self.config)
+            .field("clock", &clock)
+            .field("name", &self.name)
+            .field("listener", &self.listener.as_ref().map(|_| "Fn(&Transition)"))
+            .finish()
+    }
+}
