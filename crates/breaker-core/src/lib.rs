@@ -53,6 +53,8 @@ mod cell;
 mod config;
 mod observe;
 mod recent_clock;
+#[cfg(feature = "serde")]
+mod serde_impls;
 mod sync;
 mod ticket;
 mod time;

@@ -61,6 +61,25 @@ pub enum State {
     HalfOpen,
 }
 
+impl State {
+    /// The state in snake case (`closed`, `open`, `half_open`), as metric
+    /// labels and serialized values spell it; `Display` gives the Go
+    /// package's `half-open`.
+    ///
+    /// ```
+    /// use breaker_core::State;
+    ///
+    /// assert_eq!(State::HalfOpen.as_snake_case(), "half_open");
+    /// ```
+    pub const fn as_snake_case(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+        }
+    }
+}
+
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
