@@ -96,8 +96,29 @@ impl Builder {
     /// assert_eq!(received.try_recv().unwrap().reason(), Reason::Tripped);
     /// # Ok::<(), breaker_core::ConfigError>(())
     /// ```
-    pub fn on_transition(mut self, listener: impl Fn(&Transition) + Send + Sync + 'static) -> Builder {
-        self.listener = Some(Arc::new(listener));
+    pub fn on_transition(self, listener: impl Fn(&Transition) + Send + Sync + 'static) -> Builder {
+        self.on_transition_shared(Arc::new(listener))
+    }
+
+    /// [`on_transition`](Self::on_transition) with a listener many breakers
+    /// share: each holds a clone of the `Arc`, so a thousand breakers cost
+    /// one listener, not a thousand boxed copies. [`Transition::name`] tells
+    /// them apart.
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker, Transition};
+    /// use std::sync::Arc;
+    ///
+    /// let log: Arc<dyn Fn(&Transition) + Send + Sync> = Arc::new(|t| eprintln!("{t}"));
+    /// let breakers: Vec<CoreBreaker> = ["users", "billing"]
+    ///     .into_iter()
+    ///     .map(|name| CoreBreaker::builder(Config::default()).name(name).on_transition_shared(log.clone()).build())
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(breakers[1].name(), "billing");
+    /// # Ok::<(), breaker_core::ConfigError>(())
+    /// ```
+    pub fn on_transition_shared(mut self, listener: Arc<dyn Fn(&Transition) + Send + Sync>) -> Builder {
+        self.listener = Some(listener);
         self
     }
 

@@ -1,5 +1,6 @@
 //! [`Builder`]: every way to configure a [`Breaker`] beyond its [`Config`].
 
+use core::fmt;
 use std::sync::Arc;
 
 use breaker_core::{Config, ConfigError, CoreBreaker, RecentClock, Transition, quanta};
@@ -26,14 +27,19 @@ use crate::Breaker;
 /// # Ok::<(), breaker::ConfigError>(())
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Builder {
     core: breaker_core::Builder,
+    /// Kept here rather than handed to the core at once, so that `build`
+    /// can put the `tracing` event in front of it.
+    listener: Option<Listener>,
 }
+
+type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 
 impl Builder {
     pub(crate) fn new(config: Config) -> Builder {
-        Builder { core: CoreBreaker::builder(config) }
+        Builder { core: CoreBreaker::builder(config), listener: None }
     }
 
     /// Runs the breaker on `clock` instead of the real one: typically
@@ -41,7 +47,7 @@ impl Builder {
     /// test says (use the [`quanta`](crate::quanta) re-export so the versions
     /// match).
     pub fn clock(self, clock: quanta::Clock) -> Builder {
-        Builder { core: self.core.clock(clock) }
+        Builder { core: self.core.clock(clock), ..self }
     }
 
     /// Runs the breaker on the coarse [`RecentClock`]: a rejection while open
@@ -59,7 +65,7 @@ impl Builder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recent_clock(self, clock: RecentClock) -> Builder {
-        Builder { core: self.core.recent_clock(clock) }
+        Builder { core: self.core.recent_clock(clock), ..self }
     }
 
     /// Names the breaker for logs and metrics: [`Breaker::name`], `Debug`,
@@ -76,7 +82,7 @@ impl Builder {
     /// # Ok::<(), breaker::ConfigError>(())
     /// ```
     pub fn name(self, name: impl Into<Arc<str>>) -> Builder {
-        Builder { core: self.core.name(name) }
+        Builder { core: self.core.name(name), ..self }
     }
 
     /// Calls `listener` once for every change of state, on the thread whose
@@ -108,7 +114,14 @@ impl Builder {
     /// # Ok::<(), breaker::ConfigError>(())
     /// ```
     pub fn on_transition(self, listener: impl Fn(&Transition) + Send + Sync + 'static) -> Builder {
-        Builder { core: self.core.on_transition(listener) }
+        self.on_transition_shared(Arc::new(listener))
+    }
+
+    /// [`on_transition`](Self::on_transition) with a listener many breakers
+    /// share: each holds a clone of the `Arc` instead of a boxed copy.
+    /// [`Transition::name`] tells them apart.
+    pub fn on_transition_shared(self, listener: Arc<dyn Fn(&Transition) + Send + Sync>) -> Builder {
+        Builder { listener: Some(listener), ..self }
     }
 
     /// The breaker, or the [`ConfigError`] naming the field that does not
@@ -122,6 +135,39 @@ impl Builder {
     /// assert_eq!(err.field(), "threshold");
     /// ```
     pub fn build(self) -> Result<Breaker, ConfigError> {
-        Ok(Breaker::from_core(self.core.build()?))
+        let core = match with_tracing(self.listener) {
+            Some(listener) => self.core.on_transition_shared(listener),
+            None => self.core,
+        };
+        Ok(Breaker::from_core(core.build()?))
     }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("core", &self.core)
+            .field("listener", &self.listener.as_ref().map(|_| "Fn(&Transition)"))
+            .finish()
+    }
+}
+
+/// The listener to install: the user's, behind one `tracing` event per
+/// transition when that feature is on. Breakers without a listener of their
+/// own share one tracing listener.
+#[cfg(feature = "tracing")]
+fn with_tracing(listener: Option<Listener>) -> Option<Listener> {
+    static TRACE_ONLY: std::sync::LazyLock<Listener> = std::sync::LazyLock::new(|| Arc::new(crate::trace::transition));
+    Some(match listener {
+        None => Arc::clone(&TRACE_ONLY),
+        Some(listener) => Arc::new(move |t: &Transition| {
+            crate::trace::transition(t);
+            listener(t);
+        }),
+    })
+}
+
+#[cfg(not(feature = "tracing"))]
+fn with_tracing(listener: Option<Listener>) -> Option<Listener> {
+    listener
 }

@@ -46,6 +46,7 @@ use crate::local;
 /// results, transitions) will be new fields, so build one with
 /// [`Counts::default`] and read the fields by name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Counts {
     /// Calls that ran and were counted as successes.

@@ -77,8 +77,12 @@ mod error;
 mod lane;
 mod local;
 mod permit;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 #[cfg(feature = "tower")]
 pub mod tower;
+#[cfg(feature = "tracing")]
+mod trace;
 
 pub use crate::breaker::Breaker;
 pub use builder::Builder;
