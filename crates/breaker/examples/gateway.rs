@@ -10,9 +10,15 @@
 //! without. Per interval it prints what each caller sent and got, the
 //! breaker's state, and the p50/p99 latency the caller saw.
 //!
+//! What an operator would see comes along: the breaker's transitions are
+//! printed as they happen (from its `on_transition` listener), and a
+//! `/metrics` endpoint on 127.0.0.1 serves the Prometheus text of the
+//! breaker's counts and state (`breaker::prometheus::BreakerCollector`); at
+//! the end the gateway scrapes it once and prints what it got.
+//!
 //! ```sh
-//! cargo run --release --example gateway --features http
-//! cargo run --release --example gateway --features http -- --outage reset --plot outage.svg
+//! cargo run --release --example gateway --features http,prometheus
+//! cargo run --release --example gateway --features http,prometheus -- --outage reset --plot outage.svg
 //! ```
 
 use std::net::SocketAddr;
@@ -20,6 +26,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use breaker::prometheus::BreakerCollector;
 use breaker::tower::{CircuitBreakerLayer, ServerErrorsAsFailures};
 use breaker::{Breaker, Config, State};
 use bytes::Bytes;
@@ -28,6 +35,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 
@@ -272,13 +280,61 @@ where
     });
 }
 
-async fn run(options: Options) -> (Vec<Interval>, Vec<Interval>, Arc<Breaker>) {
+/// Serves the registry's text at `/metrics` on a loopback port.
+async fn serve_metrics(registry: Registry) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let addr = listener.local_addr().expect("a bound address");
+    let registry = Arc::new(registry);
+    let metrics = axum::routing::get(move || async move {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encoding into a String");
+        ([(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+    });
+    let app = axum::Router::new().route("/metrics", metrics);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// One GET of the gateway's own `/metrics`, as a scraper would make it.
+async fn scrape(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    addr: SocketAddr,
+) -> String {
+    let uri: http::Uri = format!("http://{addr}/metrics").parse().expect("a valid uri");
+    let response = client.get(uri).await.expect("the metrics endpoint answers");
+    let body = response.into_body().collect().await.expect("a whole body").to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// What the run leaves: both timelines, the breaker, and one scrape of
+/// `/metrics` taken after the last call.
+struct Ran {
+    with: Vec<Interval>,
+    without: Vec<Interval>,
+    breaker: Arc<Breaker>,
+    metrics: String,
+}
+
+async fn run(options: Options) -> Ran {
     let start = Instant::now();
     let total = options.healthy + options.outage_for + options.recovery;
     let intervals = (total.as_secs_f64() / options.interval.as_secs_f64()).ceil() as usize;
     let (guarded_addr, bare_addr) = (upstream(&options, start).await, upstream(&options, start).await);
 
-    let breaker = Arc::new(Breaker::new(options.config));
+    let breaker = Arc::new(
+        Breaker::builder(options.config)
+            .name("upstream")
+            // Called on the thread whose call made the transition: one line, no more.
+            .on_transition(move |t| println!("[{:6.3} s] transition: {t}", start.elapsed().as_secs_f64()))
+            .build()
+            .expect("a valid config"),
+    );
+    let collector = BreakerCollector::new();
+    collector.register(&breaker).expect("a named breaker");
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(collector));
+    let metrics_addr = serve_metrics(registry).await;
+    println!("metrics: http://{metrics_addr}/metrics");
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     // The breaker's errors are boxed whole, so a rejection downcasts to `Rejected`.
     let guarded = ServiceBuilder::new()
@@ -286,7 +342,7 @@ async fn run(options: Options) -> (Vec<Interval>, Vec<Interval>, Arc<Breaker>) {
         .layer(CircuitBreakerLayer::new(breaker.clone()).classify(ServerErrorsAsFailures::new()))
         .timeout(options.client_timeout)
         .service(client.clone());
-    let bare = ServiceBuilder::new().timeout(options.client_timeout).service(client);
+    let bare = ServiceBuilder::new().timeout(options.client_timeout).service(client.clone());
 
     let with: Timeline = Arc::new(Mutex::new(vec![Interval::default(); intervals]));
     let without: Timeline = Arc::new(Mutex::new(vec![Interval::default(); intervals]));
@@ -311,9 +367,10 @@ async fn run(options: Options) -> (Vec<Interval>, Vec<Interval>, Arc<Breaker>) {
     with.lock().unwrap()[last_index].state = Some(breaker.state());
     // Every call ends within the client timeout.
     while calls.join_next().await.is_some() {}
+    let metrics = scrape(&client, metrics_addr).await;
     let with = with.lock().unwrap().clone();
     let without = without.lock().unwrap().clone();
-    (with, without, breaker)
+    Ran { with, without, breaker, metrics }
 }
 
 /// A latency for the table: microseconds below a millisecond, milliseconds above.
@@ -396,8 +453,8 @@ fn summary(with: &[Interval], without: &[Interval], breaker: &Breaker) -> bool {
     let matches = counts.rejections == u64::from(total(with, |i| i.rejected))
         && counts.successes + counts.failures == u64::from(total(with, |i| i.ok + i.failed));
     println!(
-        "  breaker counts:      {} successes, {} failures, {} rejections (they match the timeline: {matches})",
-        counts.successes, counts.failures, counts.rejections
+        "  breaker counts:      {} successes, {} failures, {} rejections, opened {} times (they match the timeline: {matches})",
+        counts.successes, counts.failures, counts.rejections, counts.opens
     );
     matches
 }
@@ -483,9 +540,21 @@ fn main() -> ExitCode {
     };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
-    let (with, without, breaker) = runtime.block_on(run(options.clone()));
+    let Ran { with, without, breaker, metrics } = runtime.block_on(run(options.clone()));
+    println!();
     print(&options, &with, &without);
     let matches = summary(&with, &without, &breaker);
+    println!();
+    println!("GET /metrics after the run:");
+    print!("{metrics}");
+    let counts = breaker.counts();
+    let served = [
+        format!(r#"circuit_breaker_calls_total{{breaker="upstream",outcome="success"}} {}"#, counts.successes),
+        format!(r#"circuit_breaker_calls_total{{breaker="upstream",outcome="failure"}} {}"#, counts.failures),
+        format!(r#"circuit_breaker_calls_total{{breaker="upstream",outcome="rejected"}} {}"#, counts.rejections),
+        format!(r#"circuit_breaker_opens_total{{breaker="upstream"}} {}"#, counts.opens),
+    ];
+    let matches = matches && served.iter().all(|line| metrics.lines().any(|served| served == line));
     if let Some(path) = &options.plot {
         match plot(path, &options, &with, &without) {
             Ok(()) => println!("  chart:               {path}"),
