@@ -300,6 +300,63 @@ fn async_calls(c: &mut Criterion) {
     group.finish();
 }
 
+/// The healthy call of a breaker someone watches (a name, a transition
+/// listener, registered with a Prometheus collector that a registry holds)
+/// beside the same call unwatched, and beside what peers do instead: a
+/// metrics counter incremented on every call.
+fn observability(c: &mut Criterion) {
+    let mut group = c.benchmark_group("observability");
+    // Both in an `Arc`, as a collector needs them: the same allocation and
+    // alignment, so the comparison is of what watching adds and nothing else.
+    let plain = std::sync::Arc::new(ours());
+    group.bench_function("breaker_plain", |b| b.iter(|| black_box(ok(plain.call(downstream_ok)))));
+    let transitions = std::sync::Arc::new(AtomicU64::new(0));
+    let heard = std::sync::Arc::clone(&transitions);
+    let watched = std::sync::Arc::new(
+        Breaker::builder(Config::default())
+            .name("watched")
+            .on_transition(move |_| {
+                heard.fetch_add(1, Ordering::Relaxed);
+            })
+            .build()
+            .unwrap(),
+    );
+    let collector = breaker::prometheus::BreakerCollector::new();
+    collector.register(&watched).unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(collector));
+    group.bench_function("breaker_listener_collector", |b| b.iter(|| black_box(ok(watched.call(downstream_ok)))));
+    let per_call: prometheus_client::metrics::counter::Counter = Default::default();
+    registry.register("calls", "calls made", per_call.clone());
+    group.bench_function("breaker_plus_counter_per_call", |b| {
+        b.iter(|| {
+            per_call.inc();
+            black_box(ok(plain.call(downstream_ok)))
+        })
+    });
+    let n = threads();
+    group.bench_function(format!("breaker_listener_collector_{n}_threads"), |b| {
+        b.iter_custom(|iters| {
+            per_thread(n, iters, || {
+                let _ = black_box(ok(watched.call(downstream_ok)));
+            })
+        })
+    });
+    group.bench_function(format!("breaker_plus_counter_per_call_{n}_threads"), |b| {
+        b.iter_custom(|iters| {
+            per_thread(n, iters, || {
+                per_call.inc();
+                let _ = black_box(ok(plain.call(downstream_ok)));
+            })
+        })
+    });
+    group.finish();
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains(r#"circuit_breaker_calls_total{breaker="watched",outcome="success"}"#));
+    assert_eq!(transitions.load(Ordering::Relaxed), 0, "a healthy breaker makes no transition");
+}
+
 fn core(c: &mut Criterion) {
     let mut group = c.benchmark_group("core");
     let core = CoreBreaker::new(Config::default()).unwrap();
@@ -439,6 +496,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = closed_success, contended, open_reject, failure_path, async_calls, tower_layer, core, clock, recent_clock
+    targets = closed_success, contended, open_reject, failure_path, async_calls, tower_layer, observability, core, clock,
+        recent_clock
 }
 criterion_main!(benches);
