@@ -12,6 +12,12 @@ use crate::word;
 ///
 /// A zero field means its default, as in the Go package this crate follows.
 ///
+/// With the `serde` feature a `Config` serializes as `threshold`,
+/// `timeout_ms` (rounded up to whole milliseconds) and `half_open_max`, and
+/// deserializes from the same fields: each optional (missing or zero means
+/// the default), values the breaker cannot hold refused with the
+/// [`ConfigError`] message, unknown fields refused.
+///
 /// ```
 /// use breaker_core::Config;
 /// use std::time::Duration;

@@ -43,9 +43,31 @@
 //! time a background thread keeps, which makes an open breaker's rejections
 //! cheaper at the price of about a millisecond of lag.
 //!
-//! The breaker orders only itself: every atomic access is `Relaxed` (see the
-//! `# Orderings` section of the cell's source), so do not use its state to
-//! publish your own data between threads.
+//! A breaker built with [`CoreBreaker::builder`] can carry a name and a
+//! transition listener: each change of state is reported once, as a
+//! [`Transition`] with its [`Reason`] and a sequence number, by the thread
+//! whose CAS made it, right after the CAS. [`CoreBreaker::opens`] counts
+//! changes into open whether or not anyone listens. The `serde` feature
+//! serializes [`State`], [`Reason`], [`Transition`] and [`Config`], and
+//! deserializes a [`Config`] with the same validation as
+//! [`Config::validate`]:
+//!
+//! ```
+//! # #[cfg(feature = "serde")] {
+//! use breaker_core::Config;
+//! use std::time::Duration;
+//!
+//! let config: Config = serde_json::from_str(r#"{ "threshold": 3, "timeout_ms": 1500 }"#).unwrap();
+//! assert_eq!(config, Config { threshold: 3, timeout: Duration::from_millis(1500), half_open_max: 0 });
+//! let err = serde_json::from_str::<Config>(r#"{ "threshold": 70000 }"#).unwrap_err();
+//! assert!(err.to_string().contains("threshold = 70000 exceeds the limit 65535"), "{err}");
+//! # }
+//! ```
+//!
+//! The breaker orders only itself: loads of the word are `Relaxed` and so is
+//! everything on the healthy path (see the `# Orderings` section of the
+//! cell's source), so do not use its state to publish your own data between
+//! threads.
 
 mod breaker;
 mod builder;

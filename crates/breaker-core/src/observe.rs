@@ -215,12 +215,3 @@ impl Observer {
         let _ = catch_unwind(AssertUnwindSafe(|| listener(&transition)));
     }
 }
-
-impl fmt::Debug for Observer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Observer")
-            .field("name", &self.name)
-            .field("listener", &self.listener.as_ref().map(|_| "Fn(&Transition)"))
-            .finish()
-    }
-}

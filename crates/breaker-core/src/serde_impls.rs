@@ -10,18 +10,6 @@
 //! field, the value and the limit (the [`ConfigError`] message). Unknown
 //! fields are an error, so a typo in a config file does not silently leave a
 //! default in place.
-//!
-//! ```
-//! use breaker_core::Config;
-//! use std::time::Duration;
-//!
-//! let config: Config = serde_json::from_str(r#"{ "threshold": 3, "timeout_ms": 1500 }"#)?;
-//! assert_eq!(config, Config { threshold: 3, timeout: Duration::from_millis(1500), half_open_max: 0 });
-//!
-//! let err = serde_json::from_str::<Config>(r#"{ "threshold": 70000 }"#).unwrap_err();
-//! assert!(err.to_string().contains("threshold = 70000 exceeds the limit 65535"), "{err}");
-//! # Ok::<(), serde_json::Error>(())
-//! ```
 
 use core::time::Duration;
 

@@ -216,3 +216,19 @@ fn eight_threads_get_every_change_reported_once_and_in_sequence_order() {
     assert_eq!(state, b.snapshot().phase(), "the last event ends in the stored state");
     assert_eq!(events.iter().filter(|t| t.to() == State::Open).count() as u64, b.opens());
 }
+
+#[test]
+fn transitions_and_builders_debug_print_what_they_hold() {
+    let (b, _mock, log) = observed();
+    b.trip();
+    let debug = format!("{:?}", log.lock().unwrap()[0]);
+    assert_eq!(
+        debug,
+        r#"Transition { name: "db", from: Closed, to: Open, reason: Tripped, sequence: 1, at: Timestamp(0) }"#
+    );
+    let builder = CoreBreaker::builder(Config::default()).name("db").on_transition(|_| {});
+    assert_eq!(
+        format!("{builder:?}"),
+        r#"Builder { config: Config { threshold: 5, timeout: 30s, half_open_max: 1 }, clock: "real", name: Some("db"), listener: Some("Fn(&Transition)") }"#
+    );
+}

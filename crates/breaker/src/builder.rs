@@ -155,19 +155,19 @@ impl fmt::Debug for Builder {
 /// The listener to install: the user's, behind one `tracing` event per
 /// transition when that feature is on. Breakers without a listener of their
 /// own share one tracing listener.
-#[cfg(feature = "tracing")]
 fn with_tracing(listener: Option<Listener>) -> Option<Listener> {
-    static TRACE_ONLY: std::sync::LazyLock<Listener> = std::sync::LazyLock::new(|| Arc::new(crate::trace::transition));
-    Some(match listener {
-        None => Arc::clone(&TRACE_ONLY),
-        Some(listener) => Arc::new(move |t: &Transition| {
-            crate::trace::transition(t);
-            listener(t);
-        }),
-    })
-}
-
-#[cfg(not(feature = "tracing"))]
-fn with_tracing(listener: Option<Listener>) -> Option<Listener> {
+    #[cfg(feature = "tracing")]
+    {
+        static TRACE_ONLY: std::sync::LazyLock<Listener> =
+            std::sync::LazyLock::new(|| Arc::new(crate::trace::transition));
+        Some(match listener {
+            None => Arc::clone(&TRACE_ONLY),
+            Some(listener) => Arc::new(move |t: &Transition| {
+                crate::trace::transition(t);
+                listener(t);
+            }),
+        })
+    }
+    #[cfg(not(feature = "tracing"))]
     listener
 }

@@ -52,6 +52,51 @@
 //! into a coarse clock kept by a background thread, [`RecentClock`], with
 //! [`Builder::recent_clock`].
 //!
+//! # Observability
+//!
+//! A breaker can have a name ([`Builder::name`]) and a transition listener
+//! ([`Builder::on_transition`]): the listener hears each change of state
+//! once, as a [`Transition`] with its [`Reason`] and a sequence number,
+//! from the thread whose compare-and-swap made it. [`Counts`] adds up calls,
+//! rejections and opens across threads, exactly, whenever it is read. None of
+//! this runs on a healthy call. Three optional features build on it:
+//!
+//! - `tracing`: one `tracing` event per transition (target `breaker`, `warn`
+//!   when it opens, `info` otherwise), with fields `name`, `from`, `to`,
+//!   `reason` and `sequence`. Every breaker then holds a 32-byte box
+//!   pointing at the tracing listener (shared by all breakers without a
+//!   listener of their own); nothing happens per call.
+//! - `prometheus`: [`prometheus::BreakerCollector`], a `prometheus-client`
+//!   collector that reads registered breakers' counts and state at scrape
+//!   time.
+//! - `serde`: `Serialize` for [`State`], [`Counts`], [`Reason`],
+//!   [`Transition`] and [`Config`], and a validated `Deserialize` for
+//!   [`Config`].
+//!
+//! ```
+//! use breaker::{Breaker, Config, Reason, State};
+//! use std::sync::{Arc, Mutex};
+//!
+//! let (clock, mock) = breaker::quanta::Clock::mock();
+//! let log = Arc::new(Mutex::new(Vec::new()));
+//! let sink = Arc::clone(&log);
+//! let users = Breaker::builder(Config { threshold: 1, ..Config::default() })
+//!     .clock(clock)
+//!     .name("users")
+//!     .on_transition(move |t| sink.lock().unwrap().push((t.to(), t.reason())))
+//!     .build()?;
+//! let _ = users.call(|| Err::<(), _>("refused"));
+//! mock.increment(std::time::Duration::from_secs(30));
+//! let _ = users.call(|| Ok::<_, &str>(()));
+//! assert_eq!(*log.lock().unwrap(), [
+//!     (State::Open, Reason::ThresholdReached),
+//!     (State::HalfOpen, Reason::TimeoutElapsed),  // lazily, at the first call after the timeout
+//!     (State::Closed, Reason::ProbeSucceeded),
+//! ]);
+//! assert_eq!(users.counts().opens, 1);
+//! # Ok::<(), breaker::ConfigError>(())
+//! ```
+//!
 //! # Time in tests
 //!
 //! The breaker runs on a [`quanta`] clock, and `quanta::Clock::mock()` gives

@@ -526,6 +526,8 @@ fn debug_output_shows_what_an_operator_needs() {
     let builder = Breaker::builder(Config::default()).clock(clock);
     assert!(format!("{builder:?}").contains(r#"clock: "given""#), "{builder:?}");
     assert!(format!("{:?}", Breaker::builder(Config::default())).contains(r#"clock: "real""#));
+    let recent = Breaker::builder(Config::default()).recent_clock(breaker::RecentClock::shared().unwrap());
+    assert!(format!("{recent:?}").contains(r#"clock: "recent""#), "{recent:?}");
 
     let permit = b.try_acquire().unwrap();
     assert!(format!("{permit:?}").starts_with("Permit { ticket: Ticket"), "{permit:?}");

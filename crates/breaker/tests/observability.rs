@@ -298,8 +298,12 @@ mod prometheus {
         let first = Arc::new(Breaker::builder(Config::default()).name("users").build().unwrap());
         collector.register(&first).unwrap();
         let twin = Arc::new(Breaker::builder(Config::default()).name("users").build().unwrap());
-        assert_eq!(collector.register(&twin), Err(RegisterError::Duplicate("users".into())));
-        assert_eq!(collector.register(&Arc::new(Breaker::default())), Err(RegisterError::Unnamed));
+        let duplicate = collector.register(&twin).unwrap_err();
+        assert_eq!(duplicate, RegisterError::Duplicate("users".into()));
+        assert_eq!(duplicate.to_string(), r#"a breaker named "users" is already registered"#);
+        let unnamed = collector.register(&Arc::new(Breaker::default())).unwrap_err();
+        assert_eq!(unnamed, RegisterError::Unnamed);
+        assert_eq!(unnamed.to_string(), "a breaker needs a name to be collected (Builder::name)");
         assert_eq!(scrape(&registry).len(), 7);
         drop(first);
         assert_eq!(scrape(&registry).len(), 0, "a dropped breaker leaves the scrape");
