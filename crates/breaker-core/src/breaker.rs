@@ -210,10 +210,11 @@ impl CoreBreaker {
 
     #[inline(never)]
     fn acquire_changing(&self, word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Result<Ticket, Rejected> {
-        let (decision, change) =
-            self.parts.cell.transition_from(word, |word| transition::acquire(word, &self.parts.limits, now));
-        self.changed(change);
-        decision
+        self.parts.cell.transition_from(
+            word,
+            |word| transition::acquire(word, &self.parts.limits, now),
+            |change| self.report(change),
+        )
     }
 
     #[inline(never)]
@@ -224,22 +225,14 @@ impl CoreBreaker {
         outcome: Outcome,
         now: &mut impl FnMut() -> Timestamp,
     ) -> Recorded {
-        let (decision, change) = self
-            .parts
-            .cell
-            .transition_from(word, |word| transition::record(word, ticket, outcome, &self.parts.limits, now));
-        self.changed(change);
-        decision
+        self.parts.cell.transition_from(
+            word,
+            |word| transition::record(word, ticket, outcome, &self.parts.limits, now),
+            |change| self.report(change),
+        )
     }
 
     /// Counts and reports a change one of this breaker's CASes made.
-    #[inline(always)]
-    fn changed(&self, change: Option<Change>) {
-        if let Some(change) = change {
-            self.report(change);
-        }
-    }
-
     #[cold]
     fn report(&self, change: Change) {
         if change.reason.is_some() && change.to.phase() == State::Open {
@@ -257,27 +250,23 @@ impl CoreBreaker {
         // it: a retry after losing to another transition must not stamp a
         // time older than that transition's, which would shorten its open
         // period.
-        let ((), change) = self.parts.cell.transition(|word| transition::trip(word, &mut || self.parts.time.now()));
-        self.changed(change);
+        self.parts.cell.transition(|word| transition::trip(word, &mut || self.parts.time.now()), |c| self.report(c));
     }
 
     /// [`trip`](Self::trip) at a time the caller gives.
     pub fn trip_at(&self, now: Timestamp) {
-        let ((), change) = self.parts.cell.transition(|word| transition::trip(word, &mut || now));
-        self.changed(change);
+        self.parts.cell.transition(|word| transition::trip(word, &mut || now), |change| self.report(change));
     }
 
     /// Closes the breaker now with no failures, whatever its state. Every
     /// outstanding ticket goes stale.
     pub fn reset(&self) {
-        let ((), change) = self.parts.cell.transition(|word| transition::reset(word, &mut || self.parts.time.now()));
-        self.changed(change);
+        self.parts.cell.transition(|word| transition::reset(word, &mut || self.parts.time.now()), |c| self.report(c));
     }
 
     /// [`reset`](Self::reset) at a time the caller gives.
     pub fn reset_at(&self, now: Timestamp) {
-        let ((), change) = self.parts.cell.transition(|word| transition::reset(word, &mut || now));
-        self.changed(change);
+        self.parts.cell.transition(|word| transition::reset(word, &mut || now), |change| self.report(change));
     }
 
     /// The state as callers see it, without changing anything: an open

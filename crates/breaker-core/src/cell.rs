@@ -63,16 +63,17 @@ impl StateCell {
     /// Runs the pure `step` on the current word and stores its result with
     /// one CAS, retrying on a conflict with the word the CAS found. A step
     /// that leaves the word unchanged stores nothing, which is what keeps the
-    /// healthy path to loads only. Returns the step's decision and, when the
-    /// stored word starts a new generation, the [`Change`] to report.
+    /// healthy path to loads only. Returns the step's decision; when the
+    /// stored word starts a new generation, hands the [`Change`] to `report`
+    /// first (only then: the paths that store nothing carry no check for it).
     ///
     /// Always inlined into its callers, the breaker's out-of-line slow paths
     /// (the healthy path never gets here): each caller's step then folds to
     /// its own few instructions, and the no-write comparison folds away where
     /// the step cannot change the word.
     #[inline(always)]
-    pub(crate) fn transition<D>(&self, step: impl FnMut(StateWord) -> Step<D>) -> (D, Option<Change>) {
-        self.transition_from(self.load(), step)
+    pub(crate) fn transition<D>(&self, step: impl FnMut(StateWord) -> Step<D>, report: impl FnOnce(Change)) -> D {
+        self.transition_from(self.load(), step, report)
     }
 
     /// [`transition`](Self::transition) from a word the caller has just
@@ -103,11 +104,12 @@ impl StateCell {
         &self,
         mut current: StateWord,
         mut step: impl FnMut(StateWord) -> Step<D>,
-    ) -> (D, Option<Change>) {
+        report: impl FnOnce(Change),
+    ) -> D {
         loop {
             let Step { decision, next, reason } = step(current);
             if next == current {
-                return (decision, None);
+                return decision;
             }
             let renews = next.epoch() != current.epoch();
             let published = if renews { self.published.load(Ordering::SeqCst) } else { 0 };
@@ -116,9 +118,10 @@ impl StateCell {
                     let lag = current.epoch().wrapping_sub(published as u8);
                     let sequence = published + u64::from(lag) + 1;
                     self.published.fetch_max(sequence, Ordering::SeqCst);
-                    return (decision, Some(Change { from: current, to: next, reason, sequence }));
+                    report(Change { from: current, to: next, reason, sequence });
+                    return decision;
                 }
-                Ok(_) => return (decision, None),
+                Ok(_) => return decision,
                 Err(actual) => current = StateWord::from_bits(actual),
             }
         }
