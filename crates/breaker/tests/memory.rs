@@ -36,6 +36,16 @@ fn counting_memory_grows_with_the_threads_that_call_not_with_their_number() {
     let idle = Breaker::new(Config::default());
     let observer = if cfg!(feature = "tracing") { 32 } else { 0 };
     assert_eq!(region.change().bytes_allocated, observer, "building a breaker allocates");
+    // A name: the box (name and listener, 32 bytes) and the `Arc<str>`
+    // (two counts, 16 bytes, and the text padded to 8 bytes).
+    let region = Region::new(GLOBAL);
+    let named = Breaker::builder(Config::default()).name("users").build().unwrap();
+    assert_eq!(
+        region.change().bytes_allocated,
+        32 + 16 + "users".len().next_multiple_of(8),
+        "a named breaker allocates"
+    );
+    drop(named);
 
     let shared = Breaker::new(Config::default());
     let fresh: Vec<Breaker> = (0..FRESH).map(|_| Breaker::new(Config::default())).collect();
