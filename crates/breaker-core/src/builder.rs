@@ -66,8 +66,9 @@ impl Builder {
     }
 
     /// Names the breaker, for logs and metrics: [`CoreBreaker::name`],
-    /// [`Transition::name`] and `Debug` show it. Costs one small allocation
-    /// at build (shared with the listener's), nothing per call.
+    /// [`Transition::name`] and `Debug` show it. Costs the name's `Arc<str>`
+    /// and a 32-byte box (shared with the listener) at build, nothing per
+    /// call.
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Builder {
         self.name = Some(name.into());
         self
