@@ -83,7 +83,8 @@ impl Builder {
     /// it short: log, count, or send to a channel. A listener that panics
     /// does not reach the caller: the panic hook runs as for any panic, the
     /// panic is caught, and the transition and the call that made it stand
-    /// as if the listener had returned.
+    /// as if the listener had returned. (Under `panic = "abort"` a panic
+    /// aborts the process, listener or not.)
     ///
     /// ```
     /// use breaker_core::{Config, CoreBreaker, Reason};

@@ -4,8 +4,7 @@
 //!
 //! # Orderings
 //!
-//! Every load of the word is `Relaxed`, on purpose, and so would every CAS
-//! be but for the numbering of transitions (the last point below):
+//! Every access to the word is `Relaxed`, on purpose:
 //!
 //! - The word publishes no other memory. Each decision is a function of the
 //!   word's value alone (and of `now`, which comes from the caller or the
@@ -23,12 +22,11 @@
 //!   happens-before a load (say, a `reset` followed by a channel send to the
 //!   loading thread) is visible to it.
 //!
-//! - The CAS that stores a new word and the accesses to the published count
-//!   are `SeqCst`: numbering a transition relies on "the word did not change
-//!   between my read of the count and my CAS", a statement about two
-//!   locations that needs them in one total order (see
-//!   [`StateCell::transition_from`]). Only the paths that write pay for it,
-//!   and on x86-64 not even they (a locked instruction is a full barrier).
+//!
+//! The published count that numbers transitions is the one exception: its
+//! `fetch_max` is `Release` and its load `Acquire`, so that a count a thread
+//! reads never runs ahead of the word it replaces (see
+//! [`StateCell::transition_from`]). Only transitions touch it.
 //!
 //! `Acquire` loads would cost an `ldar` instead of an `ldr` on every admission
 //! on AArch64 (identical code on x86-64) and would order nothing we rely on.
@@ -83,22 +81,28 @@ impl StateCell {
     /// # Numbering transitions
     ///
     /// The word holds only the low byte of its transition count (the epoch).
-    /// A thread about to start a new generation reads the published count
-    /// `p` first; if its CAS then succeeds, the word did not change between
-    /// that read and the CAS, so the count there was the word's, and it is
-    /// `p` plus the epoch's distance from `p`'s low byte, provided the
-    /// published count lagged by less than 256. The thread publishes its own
-    /// number (`fetch_max`) right after its CAS, which covers every earlier
-    /// transition too, so the lag is at most the number of threads between a
-    /// CAS and its publish at that moment. A word that recurs exactly (256
-    /// transitions within one tick while the thread held it) defeats the CAS
-    /// check, as it defeats staleness checks.
+    /// A thread about to start a new generation from word `w` reads the
+    /// published count `p` first, and after a successful CAS takes the
+    /// number `p + (epoch(w) - p mod 256) + 1`, then publishes it with
+    /// `fetch_max`. That number is exact when `N(w) - 256 < p <= N(w)`, where
+    /// `N(w)` is the true count of `w`:
     ///
-    /// The CAS and the count's accesses are `SeqCst`: "the word did not
-    /// change between the read and the CAS" needs the two locations in one
-    /// total order. It costs nothing on x86-64 (a locked instruction is a
-    /// full barrier anyway), and on any target it is paid only by
-    /// transitions, never by the healthy path's loads.
+    /// - `p <= N(w)`: a published number was stored (`Release`) after its
+    ///   own CAS, and our `Acquire` load read it, so that CAS happens-before
+    ///   ours and comes before it in the word's modification order; ours
+    ///   replaced `w`, so `w` is that transition's word or a later one.
+    /// - `p > N(w) - 256`: the count lags the word only by transitions
+    ///   whose publish this thread has not seen yet: those whose thread sits
+    ///   between its CAS and its `fetch_max` (each publish covers every
+    ///   earlier number too), plus what the hardware has not yet made
+    ///   visible. That stays far below 256 unless 256 threads are stalled
+    ///   in that window at once.
+    ///
+    /// A word that recurs exactly (256 transitions within one tick while a
+    /// thread held it) can make the CAS succeed later than the thread's read
+    /// of `w`, as it defeats staleness checks. Either failure can only give
+    /// a number that is too small, which `fetch_max` then ignores, so one
+    /// wrong number never spoils the later ones.
     #[inline(always)]
     pub(crate) fn transition_from<D>(
         &self,
@@ -112,12 +116,12 @@ impl StateCell {
                 return decision;
             }
             let renews = next.epoch() != current.epoch();
-            let published = if renews { self.published.load(Ordering::SeqCst) } else { 0 };
-            match self.word.compare_exchange_weak(current.bits(), next.bits(), Ordering::SeqCst, Ordering::Relaxed) {
+            let published = if renews { self.published.load(Ordering::Acquire) } else { 0 };
+            match self.word.compare_exchange_weak(current.bits(), next.bits(), Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) if renews => {
                     let lag = current.epoch().wrapping_sub(published as u8);
                     let sequence = published + u64::from(lag) + 1;
-                    self.published.fetch_max(sequence, Ordering::SeqCst);
+                    self.published.fetch_max(sequence, Ordering::Release);
                     report(Change { from: current, to: next, reason, sequence });
                     return decision;
                 }

@@ -138,8 +138,9 @@ impl Transition {
         self.sequence
     }
 
-    /// When it happened, on the breaker's clock (the stamp the state word
-    /// got).
+    /// When it happened, on the breaker's clock: the stamp the state word
+    /// got, in milliseconds since the breaker's base instant modulo 2^38
+    /// (about 8.7 years).
     pub fn at(&self) -> Timestamp {
         self.at
     }
@@ -201,7 +202,8 @@ impl Observer {
     /// A panicking listener is caught here: the transition has happened
     /// and must stay the way it is, and the call that made it must not fail
     /// because of observability code. The panic hook has already run (and
-    /// printed the message) by the time the panic is caught.
+    /// printed the message) by the time the panic is caught. Under
+    /// `panic = "abort"` there is nothing to catch: the process aborts.
     pub(crate) fn report(&self, change: Change) {
         let (Some(listener), Some(reason)) = (&self.listener, change.reason) else { return };
         let transition = Transition {
@@ -212,6 +214,11 @@ impl Observer {
             at: Timestamp::from_millis(change.to.stamp()),
             name: self.name.clone(),
         };
-        let _ = catch_unwind(AssertUnwindSafe(|| listener(&transition)));
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(&transition))) {
+            // A payload whose own drop panics must not escape either.
+            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                std::mem::forget(again);
+            }
+        }
     }
 }

@@ -205,6 +205,7 @@ fn eight_threads_get_every_change_reported_once_and_in_sequence_order() {
     let mut events = log.lock().unwrap().clone();
     events.sort_by_key(Transition::sequence);
     assert!(events.len() > 100, "the run made few transitions: {}", events.len());
+    assert!(events.last().unwrap().sequence() > 256, "the numbers did not pass the epoch's wrap");
     assert!(events.windows(2).all(|w| w[0].sequence() < w[1].sequence()), "a sequence number was reported twice");
     // Sorted by sequence, each event starts where the one before ended: a
     // lost, duplicated or misnumbered report breaks the chain.

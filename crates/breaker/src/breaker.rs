@@ -118,8 +118,10 @@ impl Breaker {
     }
 
     /// A breaker on a core built by hand, for options only the core's
-    /// constructors offer. The counts start at zero whatever the core has
-    /// seen.
+    /// constructors offer. The counts of calls and rejections start at zero
+    /// whatever the core has seen; [`Counts::opens`] is the core's own
+    /// count, so it includes opens before this call. The core's listener (if
+    /// any) is the breaker's; the `tracing` feature adds no event to it.
     ///
     /// ```
     /// use breaker::{Breaker, Config, CoreBreaker, State};

@@ -96,7 +96,8 @@ impl Builder {
     /// panics does not reach that caller: the panic hook runs as for any
     /// panic (printing the message), the panic is caught, and the transition,
     /// the call's result and its count stand as if the listener had
-    /// returned.
+    /// returned. (Under `panic = "abort"` a panic aborts the process,
+    /// listener or not.)
     ///
     /// ```
     /// use breaker::{Breaker, Config, Reason, State};
@@ -119,7 +120,9 @@ impl Builder {
 
     /// [`on_transition`](Self::on_transition) with a listener many breakers
     /// share: each holds a clone of the `Arc` instead of a boxed copy.
-    /// [`Transition::name`] tells them apart.
+    /// [`Transition::name`] tells them apart. (With the `tracing` feature,
+    /// each breaker puts the tracing event in front of it, in a small
+    /// allocation of its own.)
     pub fn on_transition_shared(self, listener: Arc<dyn Fn(&Transition) + Send + Sync>) -> Builder {
         Builder { listener: Some(listener), ..self }
     }

@@ -63,9 +63,11 @@
 //!
 //! - `tracing`: one `tracing` event per transition (target `breaker`, `warn`
 //!   when it opens, `info` otherwise), with fields `name`, `from`, `to`,
-//!   `reason` and `sequence`. Every breaker then holds a 32-byte box
-//!   pointing at the tracing listener (shared by all breakers without a
-//!   listener of their own); nothing happens per call.
+//!   `reason` and `sequence`, for every breaker [`Builder`] makes (one made
+//!   with [`Breaker::from_core`] has the core's listener, if any, and no
+//!   event). Each such breaker holds a 32-byte box pointing at the tracing
+//!   listener (shared by all breakers without a listener of their own);
+//!   nothing happens per call.
 //! - `prometheus`: [`prometheus::BreakerCollector`], a `prometheus-client`
 //!   collector that reads registered breakers' counts and state at scrape
 //!   time.
