@@ -76,7 +76,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use breaker_core::quanta::Clock;
-use breaker_core::{Config, CoreBreaker, Limits, Outcome, Recorded, Rejected, State, StateWord, Ticket, Timestamp};
+use breaker_core::{
+    Backoff, Config, CoreBreaker, Limits, Outcome, Recorded, Rejected, State, StateWord, Ticket, Timestamp,
+};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 
@@ -127,9 +129,21 @@ enum Ret {
     Observed(State),
 }
 
-/// A model: config, setup, and the programs of its threads.
+/// The builder's options a model runs with.
+#[derive(Clone, Copy, Debug)]
+struct Policy {
+    success_threshold: u32,
+    backoff: Backoff,
+}
+
+/// The Go package's rules: one probe success closes; every open lasts the
+/// timeout.
+const GO_RULES: Policy = Policy { success_threshold: 1, backoff: Backoff::fixed() };
+
+/// A model: config, options, setup, and the programs of its threads.
 struct Scenario {
     config: Config,
+    policy: Policy,
     /// Runs before the threads start; returns the tickets `Tk::Setup` names.
     setup: fn(&CoreBreaker) -> Vec<Ticket>,
     threads: &'static [&'static [Op]],
@@ -188,9 +202,19 @@ impl Run {
     }
 }
 
-/// The final word's fields, in the order (phase, count, epoch, stamp).
+/// The final word's fields, in the order (phase, count, epoch, time of the
+/// last transition). An open word keeps its deadline, which with the models'
+/// fixed backoff is the time it opened plus [`TIMEOUT_MS`].
 fn fields(word: StateWord) -> (State, u32, u8, u64) {
-    (word.phase(), word.count(), word.epoch(), word.stamp())
+    (word.phase(), word.count(), word.epoch(), transitioned_at(word))
+}
+
+/// When `word`'s last transition happened (see [`fields`]).
+fn transitioned_at(word: StateWord) -> u64 {
+    match word.phase() {
+        State::Open if !word.held_open() => word.stamp() - TIMEOUT_MS,
+        _ => word.stamp(),
+    }
 }
 
 /// Makes one call and returns what it returned.
@@ -228,13 +252,21 @@ fn call(breaker: &CoreBreaker, setup: &[Ticket], held: &mut Option<Ticket>, op: 
     }
 }
 
-/// The shape every word must have, whoever loads it and when.
+/// The shape every word must have, whoever loads it and when (the count's
+/// layout is the one `StateWord`'s docs state).
 fn assert_well_formed(word: StateWord, limits: Limits) {
+    let bits = |max: u32| u32::BITS - max.leading_zeros();
+    let in_bits = bits(limits.half_open_max());
+    let count = word.count();
     match word.phase() {
-        State::Closed => assert!(word.count() < limits.threshold(), "closed count at the threshold: {word:?}"),
-        State::Open => assert_eq!(word.count(), 0, "open word with a count: {word:?}"),
+        State::Closed => assert!(count < limits.threshold(), "closed count at the threshold: {word:?}"),
+        State::Open if word.held_open() => assert_eq!(count, 0, "held open with a count: {word:?}"),
+        State::Open => assert!(count <= 63, "a streak past the longest backoff: {word:?}"),
         State::HalfOpen => {
-            assert!(word.count() <= limits.half_open_max(), "more probes than half_open_max: {word:?}");
+            let in_flight = count & ((1 << in_bits) - 1);
+            let successes = (count >> in_bits) & ((1 << bits(limits.success_threshold() - 1)) - 1);
+            assert!(in_flight <= limits.half_open_max(), "more probes than half_open_max: {word:?}");
+            assert!(successes < limits.success_threshold(), "a half-open word with enough successes: {word:?}");
         }
     }
 }
@@ -258,8 +290,13 @@ fn run_thread(breaker: &CoreBreaker, setup: &[Ticket], ops: &[Op], limits: Limit
     returns
 }
 
-fn new_breaker(config: Config) -> CoreBreaker {
-    CoreBreaker::with_clock(config, Clock::mock().0).expect("model configs are valid")
+fn new_breaker(scenario: &Scenario) -> CoreBreaker {
+    CoreBreaker::builder(scenario.config)
+        .clock(Clock::mock().0)
+        .success_threshold(scenario.policy.success_threshold)
+        .backoff(scenario.policy.backoff)
+        .build()
+        .expect("model configs are valid")
 }
 
 /// Every outcome a sequential order of the scenario's calls produces, each
@@ -276,7 +313,7 @@ fn sequential_runs(scenario: &'static Scenario) -> Vec<Run> {
         let mut order = Vec::new();
         let mut next = vec![0; scenario.threads.len()];
         for_each_order(scenario.threads, &mut next, &mut order, &mut |order| {
-            let breaker = new_breaker(scenario.config);
+            let breaker = new_breaker(scenario);
             let setup = (scenario.setup)(&breaker);
             let mut held = vec![None; scenario.threads.len()];
             let mut returns = vec![Vec::new(); scenario.threads.len()];
@@ -322,12 +359,12 @@ fn for_each_order(threads: &[&[Op]], next: &mut [usize], order: &mut Vec<usize>,
 /// `cases` must come up in some execution: the race can go each way, and does.
 fn explore(scenario: &'static Scenario, cases: &[&str], verdict: fn(&Run, &CoreBreaker) -> String) {
     let expected = sequential_runs(scenario);
-    let limits = scenario.config.validate().expect("model configs are valid");
     let reached = std::sync::Arc::new(Mutex::new((Vec::<Run>::new(), Vec::<String>::new())));
     let sink = std::sync::Arc::clone(&reached);
     let expected_in_model = expected.clone();
     loom::model::Builder::new().check(move || {
-        let breaker = Arc::new(new_breaker(scenario.config));
+        let breaker = Arc::new(new_breaker(scenario));
+        let limits = breaker.limits();
         let setup = (scenario.setup)(&breaker);
         let handles: Vec<_> = scenario
             .threads
@@ -377,6 +414,7 @@ fn closed_streak_of_two(breaker: &CoreBreaker) -> Vec<Ticket> {
 
 static AT_THRESHOLD: Scenario = Scenario {
     config: config(3, 1),
+    policy: GO_RULES,
     setup: closed_streak_of_two,
     threads: &[
         &[Op::Record(Tk::Setup(0), Outcome::Failure, 10)],
@@ -420,6 +458,7 @@ fn closed_streak_of_one(breaker: &CoreBreaker) -> Vec<Ticket> {
 
 static BELOW_THRESHOLD: Scenario = Scenario {
     config: config(3, 1),
+    policy: GO_RULES,
     setup: closed_streak_of_one,
     threads: &[
         &[Op::Acquire(10), Op::Record(Tk::Held, Outcome::Failure, 11)],
@@ -483,10 +522,10 @@ fn open_at_zero(breaker: &CoreBreaker) -> Vec<Ticket> {
 const THREE_ACQUIRES_AFTER_TIMEOUT: &[&[Op]] = &[&[Op::Acquire(100)], &[Op::Acquire(101)], &[Op::Acquire(102)]];
 
 static PROBE_START_MAX_1: Scenario =
-    Scenario { config: config(5, 1), setup: open_at_zero, threads: THREE_ACQUIRES_AFTER_TIMEOUT };
+    Scenario { config: config(5, 1), policy: GO_RULES, setup: open_at_zero, threads: THREE_ACQUIRES_AFTER_TIMEOUT };
 
 static PROBE_START_MAX_2: Scenario =
-    Scenario { config: config(5, 2), setup: open_at_zero, threads: THREE_ACQUIRES_AFTER_TIMEOUT };
+    Scenario { config: config(5, 2), policy: GO_RULES, setup: open_at_zero, threads: THREE_ACQUIRES_AFTER_TIMEOUT };
 
 /// The verdict of both probe-start models: exactly one thread moves the
 /// breaker to half-open, exactly `max` probes are admitted, all in the new
@@ -554,6 +593,7 @@ fn two_probes_in_flight(breaker: &CoreBreaker) -> Vec<Ticket> {
 
 static PROBES_DISAGREE: Scenario = Scenario {
     config: config(5, 2),
+    policy: GO_RULES,
     setup: two_probes_in_flight,
     threads: &[
         &[Op::Record(Tk::Setup(0), Outcome::Success, 110)],
@@ -613,6 +653,7 @@ fn old_closed_ticket_same_stamp(breaker: &CoreBreaker) -> Vec<Ticket> {
 
 static STALE_VS_OPENING: Scenario = Scenario {
     config: config(2, 1),
+    policy: GO_RULES,
     setup: old_closed_ticket_same_stamp,
     threads: &[
         &[Op::Record(Tk::Setup(0), Outcome::Failure, 6)],
@@ -656,6 +697,7 @@ fn old_probe_then_reset(breaker: &CoreBreaker) -> Vec<Ticket> {
 
 static STALE_VS_TRIP: Scenario = Scenario {
     config: config(2, 2),
+    policy: GO_RULES,
     setup: old_probe_then_reset,
     threads: &[
         &[Op::Record(Tk::Setup(0), Outcome::Failure, 120)],
@@ -695,6 +737,7 @@ fn stale_probe_result_races_trip() {
 
 static SUCCESS_VS_FAILURES: Scenario = Scenario {
     config: config(4, 1),
+    policy: GO_RULES,
     setup: closed_streak_of_two,
     threads: &[
         &[Op::Record(Tk::Setup(0), Outcome::Success, 10)],
@@ -745,6 +788,7 @@ fn closed_no_streak(breaker: &CoreBreaker) -> Vec<Ticket> {
 
 static FAST_SUCCESS_VS_FAILURE: Scenario = Scenario {
     config: config(3, 1),
+    policy: GO_RULES,
     setup: closed_no_streak,
     threads: &[&[Op::Record(Tk::Setup(0), Outcome::Success, 10)], &[Op::Record(Tk::Setup(0), Outcome::Failure, 20)]],
 };
@@ -777,6 +821,7 @@ fn fast_path_success_races_failure() {
 
 static IGNORED_VS_ACQUIRES: Scenario = Scenario {
     config: config(5, 2),
+    policy: GO_RULES,
     setup: two_probes_in_flight,
     threads: &[&[Op::Record(Tk::Setup(0), Outcome::Ignored, 110)], &[Op::Acquire(120)], &[Op::Acquire(130)]],
 };
@@ -819,18 +864,21 @@ fn one_probe_in_flight(breaker: &CoreBreaker) -> Vec<Ticket> {
 
 static RECOVERY_VS_LATE_FAILURE: Scenario = Scenario {
     config: config(5, 1),
+    policy: GO_RULES,
     setup: one_probe_in_flight,
     threads: &[&[Op::Acquire(200)], &[Op::Record(Tk::Setup(0), Outcome::Failure, 150)]],
 };
 
 static RECOVERY_VS_LATE_SUCCESS: Scenario = Scenario {
     config: config(5, 1),
+    policy: GO_RULES,
     setup: one_probe_in_flight,
     threads: &[&[Op::Acquire(200)], &[Op::Record(Tk::Setup(0), Outcome::Success, 150)]],
 };
 
 static RECOVERY_VS_LATE_IGNORED: Scenario = Scenario {
     config: config(5, 1),
+    policy: GO_RULES,
     setup: one_probe_in_flight,
     threads: &[&[Op::Acquire(200)], &[Op::Record(Tk::Setup(0), Outcome::Ignored, 150)]],
 };
@@ -922,6 +970,7 @@ fn closed_streak_of_one_t2(breaker: &CoreBreaker) -> Vec<Ticket> {
 
 static TRIP_VS_TRAFFIC: Scenario = Scenario {
     config: config(2, 1),
+    policy: GO_RULES,
     setup: closed_streak_of_one_t2,
     threads: &[
         &[Op::Trip(50)],
@@ -970,6 +1019,7 @@ fn trip_races_traffic() {
 /// Threshold 3 with a streak of 2 and a ticket of the closed generation.
 static RESET_VS_TRAFFIC: Scenario = Scenario {
     config: config(3, 1),
+    policy: GO_RULES,
     setup: closed_streak_of_two,
     threads: &[
         &[Op::Reset(50)],
@@ -1017,6 +1067,7 @@ fn reset_races_traffic() {
 
 static STATE_READS_VS_PROBE: Scenario = Scenario {
     config: config(5, 1),
+    policy: GO_RULES,
     setup: open_at_zero,
     threads: &[&[Op::Acquire(100), Op::Record(Tk::Held, Outcome::Success, 101)], &[Op::Observe(50), Op::Observe(50)]],
 };
@@ -1059,6 +1110,7 @@ fn state_reads_never_go_back() {
 /// Threshold 1: a closed breaker and a ticket of it.
 static ADMISSION_VS_OPENING: Scenario = Scenario {
     config: config(1, 1),
+    policy: GO_RULES,
     setup: closed_no_streak,
     threads: &[
         &[Op::Record(Tk::Setup(0), Outcome::Failure, 10)],
@@ -1134,7 +1186,7 @@ fn a_retried_trip_or_reset_never_stamps_an_older_time() {
             first.join().unwrap();
             let last = breaker.snapshot();
             assert_eq!(last.epoch(), 2, "two transitions");
-            assert_eq!(last.stamp(), 50, "the last transition happened after the clock moved: {last:?}");
+            assert_eq!(transitioned_at(last), 50, "the last transition happened after the clock moved: {last:?}");
             sink.lock().unwrap().push(last.phase());
         });
         if reset_second {
@@ -1206,4 +1258,153 @@ fn concurrent_transitions_are_numbered_in_cas_order() {
         assert_eq!(breaker.opens(), sorted.iter().filter(|&&(_, _, to)| to == State::Open).count() as u64);
     });
     assert!(*out_of_order.lock().unwrap() > 0, "no execution reported out of number order");
+}
+
+// ---------------------------------------------------------------------------
+// Policies in the word: a success threshold, backoff, rounds of probing.
+// ---------------------------------------------------------------------------
+
+/// Two probe successes close; a backoff doubling from the timeout (100 ms)
+/// to 400 ms.
+const TWO_SUCCESSES_BACKOFF: Policy =
+    Policy { success_threshold: 2, backoff: Backoff::exponential(2.0, Duration::from_millis(400)) };
+
+/// The count of a half-open word with two probe slots and a success
+/// threshold of 2, unpacked: (in flight, successes, streak).
+fn probes(word: StateWord) -> (u32, u32, u32) {
+    let count = word.count();
+    (count & 0b11, (count >> 2) & 1, count >> 3)
+}
+
+static SUCCESS_BELOW_THRESHOLD_VS_FAILURE: Scenario = Scenario {
+    config: config(5, 2),
+    policy: TWO_SUCCESSES_BACKOFF,
+    setup: two_probes_in_flight,
+    threads: &[
+        &[Op::Record(Tk::Setup(0), Outcome::Success, 110)],
+        &[Op::Record(Tk::Setup(1), Outcome::Failure, 120)],
+        &[Op::Acquire(115)],
+    ],
+};
+
+/// With a success threshold of 2, one probe's success races another's
+/// failure (both of one round, two slots), while a third thread asks in.
+///
+/// Invariant: the failure always applies and reopens (epoch exactly +1, the
+/// second open of the streak: 200 ms from 120); the success applies only if
+/// it came first, and then it does not close but frees its slot, so the
+/// third thread can be admitted into the same round; it is never admitted
+/// otherwise. The breaker never closes.
+///
+/// Backs **total order** for the half-open count's three fields: the
+/// success's count-only CAS and the failure's reopening CAS start from the
+/// same word, and the loser re-runs on the winner's word. Deliberate break it
+/// catches: a success below the threshold that keeps its slot (`in_flight`
+/// not decremented): the third thread is then never admitted, and the case
+/// "success first, third admitted" is never reached.
+#[test]
+fn a_success_below_the_threshold_races_a_failure() {
+    let cases = ["success first, third admitted", "success first, third rejected", "failure first"];
+    explore(&SUCCESS_BELOW_THRESHOLD_VS_FAILURE, &cases, |run, _| {
+        assert!(run.applied(1, 0), "the failure reopens whatever the success did: {run:?}");
+        let last = run.last;
+        assert_eq!((last.phase(), last.epoch(), last.count(), last.stamp()), (State::Open, 3, 2, 320), "{run:?}");
+        match (run.applied(0, 0), run.admitted(2, 0)) {
+            (true, Some(_)) => "success first, third admitted".to_string(),
+            (true, None) => "success first, third rejected".to_string(),
+            (false, None) => "failure first".to_string(),
+            (false, Some(_)) => panic!("admitted into a full round or an open breaker: {run:?}"),
+        }
+    });
+}
+
+static TWO_REOPENS: Scenario = Scenario {
+    config: config(5, 2),
+    policy: TWO_SUCCESSES_BACKOFF,
+    setup: two_probes_in_flight,
+    threads: &[&[Op::Record(Tk::Setup(0), Outcome::Failure, 110)], &[Op::Record(Tk::Setup(1), Outcome::Failure, 120)]],
+};
+
+/// Both probes of a round (the first open of a streak, so its opens last
+/// 100, then 200, then 400 ms) fail at once: two threads reopen the breaker
+/// at the same time.
+///
+/// Invariant: exactly one failure applies; the streak advances once, to 2
+/// (the next open lasts 200 ms from the time of the failure that applied),
+/// and the epoch by exactly one.
+///
+/// Backs **total order** for the streak: it lives in the word, so it moves
+/// with the transition's one CAS. Deliberate break it catches: storing the
+/// new word with a plain `swap` instead of the CAS in
+/// `StateCell::transition_from` (both failures then apply, which no
+/// sequential order explains).
+#[test]
+fn two_reopens_at_once_advance_the_streak_once() {
+    let cases = ["first failure applied", "second failure applied"];
+    explore(&TWO_REOPENS, &cases, |run, _| {
+        let (case, at) = match (run.applied(0, 0), run.applied(1, 0)) {
+            (true, false) => ("first failure applied", 110),
+            (false, true) => ("second failure applied", 120),
+            other => panic!("exactly one reopening must apply, got {other:?}: {run:?}"),
+        };
+        let last = run.last;
+        assert_eq!((last.phase(), last.epoch(), last.count()), (State::Open, 3, 2), "streak 2: {run:?}");
+        assert_eq!(last.stamp(), at + 200, "open for the second step: {run:?}");
+        case.to_string()
+    });
+}
+
+/// Success threshold 2, two slots: a round started at 100 whose first probe
+/// succeeded (one success so far) and whose two slots are held again, by a
+/// probe of the first pair and a later one. Tickets: the held probe of the
+/// first pair (0).
+fn a_round_with_one_success_and_full(breaker: &CoreBreaker) -> Vec<Ticket> {
+    breaker.trip_at(at(0));
+    let first = breaker.acquire_at(at(100)).unwrap();
+    let second = breaker.acquire_at(at(100)).unwrap();
+    assert_eq!(breaker.record_at(first, Outcome::Success, at(110)), Recorded::Applied);
+    let _third = breaker.acquire_at(at(110)).unwrap();
+    assert_eq!(probes(breaker.snapshot()), (2, 1, 1));
+    vec![second]
+}
+
+static LATE_PROBE_OF_AN_OLD_ROUND: Scenario = Scenario {
+    config: config(5, 2),
+    policy: TWO_SUCCESSES_BACKOFF,
+    setup: a_round_with_one_success_and_full,
+    threads: &[
+        &[Op::Acquire(200), Op::Record(Tk::Held, Outcome::Success, 215)],
+        &[Op::Record(Tk::Setup(0), Outcome::Success, 212)],
+    ],
+};
+
+/// A probe of an old round reports its success while a new round replaces
+/// the old one (every slot held for the lease, 100 ms, the backoff's first
+/// step) and the new round's first probe succeeds.
+///
+/// Invariant: if the late success came first, it was the old round's second
+/// success and closed the breaker (the other thread is then admitted into
+/// the closed breaker); if the round was replaced first, the late success is
+/// stale and the new round's single success leaves it half-open with one
+/// success of two.
+///
+/// Backs the rule that successes count within one round only. Deliberate
+/// break it catches: a new round that keeps the old round's successes
+/// (`start_round` copying them): the new round's first success then closes
+/// the breaker, which no sequential order explains.
+#[test]
+fn a_late_probe_of_an_old_round_does_not_count_in_the_new_one() {
+    let cases = ["late success closed the old round", "round replaced, late success stale"];
+    explore(&LATE_PROBE_OF_AN_OLD_ROUND, &cases, |run, _| {
+        let last = run.last;
+        if run.applied(1, 0) {
+            assert_eq!(last.phase(), State::Closed, "the old round's second success closes: {run:?}");
+            "late success closed the old round".to_string()
+        } else {
+            assert!(run.applied(0, 1), "the new round's probe is current: {run:?}");
+            assert_eq!(last.phase(), State::HalfOpen, "{run:?}");
+            assert_eq!((probes(last), last.stamp()), ((0, 1, 1), 200), "one success of two, round from 200: {run:?}");
+            "round replaced, late success stale".to_string()
+        }
+    });
 }

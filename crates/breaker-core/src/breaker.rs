@@ -1,9 +1,11 @@
 //! [`CoreBreaker`]: the cell, the validated config and the clock together.
 
 use core::fmt;
+use core::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
+use crate::backoff::Schedule;
 use crate::builder::Builder;
 use crate::cell::StateCell;
 use crate::config::{Config, ConfigError, Limits};
@@ -11,8 +13,8 @@ use crate::observe::{Change, Observer};
 use crate::recent_clock::RecentClock;
 use crate::sync::{AtomicU64, Ordering};
 use crate::ticket::{Outcome, Recorded, Rejected, Ticket};
-use crate::time::{TimeSource, Timestamp};
-use crate::transition;
+use crate::time::{TimeSource, Timestamp, ticks_rounded_up};
+use crate::transition::{self, Policy};
 use crate::word::{State, StateWord};
 
 /// A lock-free circuit breaker: one `AtomicU64` and a clock.
@@ -70,6 +72,8 @@ struct Parts {
     /// Boxed: it is read only on transitions, and a breaker without a name
     /// or a listener should not spend its cache line on them.
     observer: Option<Box<Observer>>,
+    /// The backoff, boxed for the same reason; `None` is the fixed one.
+    schedule: Option<Box<Schedule>>,
 }
 
 // The word's line holds the word and what every transition reads; it must
@@ -130,9 +134,20 @@ impl CoreBreaker {
         CoreBreaker::builder(config).recent_clock(clock).build()
     }
 
-    pub(crate) fn assemble(limits: Limits, time: TimeSource, observer: Option<Box<Observer>>) -> CoreBreaker {
-        let parts = Parts { cell: StateCell::new(), limits, time, opens: AtomicU64::new(0), observer };
+    pub(crate) fn assemble(
+        limits: Limits,
+        time: TimeSource,
+        observer: Option<Box<Observer>>,
+        schedule: Option<Box<Schedule>>,
+    ) -> CoreBreaker {
+        let parts = Parts { cell: StateCell::new(), limits, time, opens: AtomicU64::new(0), observer, schedule };
         CoreBreaker { parts: CachePadded::new(parts) }
+    }
+
+    /// What the transition functions need beyond the word.
+    #[inline(always)]
+    fn policy(&self) -> Policy<'_> {
+        Policy { limits: &self.parts.limits, schedule: &self.parts.schedule }
     }
 
     /// Asks to let one call through, reading the clock only if the breaker is
@@ -212,7 +227,7 @@ impl CoreBreaker {
     fn acquire_changing(&self, word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Result<Ticket, Rejected> {
         self.parts.cell.transition_from(
             word,
-            |word| transition::acquire(word, &self.parts.limits, now),
+            |word| transition::acquire(word, self.policy(), now),
             |change| self.report(change),
         )
     }
@@ -227,7 +242,7 @@ impl CoreBreaker {
     ) -> Recorded {
         self.parts.cell.transition_from(
             word,
-            |word| transition::record(word, ticket, outcome, &self.parts.limits, now),
+            |word| transition::record(word, ticket, outcome, self.policy(), now),
             |change| self.report(change),
         )
     }
@@ -243,25 +258,92 @@ impl CoreBreaker {
         }
     }
 
-    /// Opens the breaker now, whatever its state; an open breaker restarts
-    /// its timeout. Every outstanding ticket goes stale.
+    /// Opens the breaker now, as a failure would: the backoff streak advances
+    /// and the open lasts its next step (the timeout, without a backoff). An
+    /// open breaker restarts its timer; a breaker held open by
+    /// [`isolate`](Self::isolate) stays held. Every outstanding ticket goes
+    /// stale.
     pub fn trip(&self) {
         // The clock is read inside the CAS loop, as acquire and record read
         // it: a retry after losing to another transition must not stamp a
         // time older than that transition's, which would shorten its open
         // period.
-        self.parts.cell.transition(|word| transition::trip(word, &mut || self.parts.time.now()), |c| self.report(c));
+        let now = &mut || self.parts.time.now();
+        self.parts.cell.transition(|word| transition::trip(word, self.policy(), now), |c| self.report(c));
     }
 
     /// [`trip`](Self::trip) at a time the caller gives.
     pub fn trip_at(&self, now: Timestamp) {
-        self.parts.cell.transition(|word| transition::trip(word, &mut || now), |change| self.report(change));
+        self.parts.cell.transition(|word| transition::trip(word, self.policy(), &mut || now), |c| self.report(c));
     }
 
-    /// Closes the breaker now with no failures, whatever its state. Every
-    /// outstanding ticket goes stale.
+    /// Opens the breaker now for `duration` (rounded up to whole
+    /// milliseconds, at most [`Config::MAX_TIMEOUT`]), whatever the backoff
+    /// says, and leaves the backoff streak as it is: for a downstream that
+    /// said when to come back (an HTTP 429 or 503 with `Retry-After`). Then
+    /// probing starts as after any open. A breaker held open stays held.
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker, State};
+    /// use std::time::Duration;
+    ///
+    /// let (clock, mock) = breaker_core::quanta::Clock::mock();
+    /// let breaker = CoreBreaker::with_clock(Config::default(), clock)?;
+    /// breaker.trip_for(Duration::from_secs(120)); // Retry-After: 120
+    /// assert_eq!(breaker.acquire().unwrap_err().retry_after(), Duration::from_secs(120));
+    /// mock.increment(Duration::from_secs(120));
+    /// assert_eq!(breaker.state(), State::HalfOpen);
+    /// # Ok::<(), breaker_core::ConfigError>(())
+    /// ```
+    pub fn trip_for(&self, duration: Duration) {
+        let ticks = clamp_ticks(duration);
+        let now = &mut || self.parts.time.now();
+        self.parts.cell.transition(|word| transition::trip_for(word, ticks, self.policy(), now), |c| self.report(c));
+    }
+
+    /// [`trip_for`](Self::trip_for) at a time the caller gives.
+    pub fn trip_for_at(&self, duration: Duration, now: Timestamp) {
+        let ticks = clamp_ticks(duration);
+        self.parts
+            .cell
+            .transition(|word| transition::trip_for(word, ticks, self.policy(), &mut || now), |c| self.report(c));
+    }
+
+    /// Holds the breaker open until [`reset`](Self::reset): no call and no
+    /// probe goes through however long the clock runs, [`state`](Self::state)
+    /// reads [`State::Open`], and every rejection says
+    /// [`is_held_open`](Rejected::is_held_open). For maintenance, or an
+    /// operator who knows the downstream is down. Trips do not lift it.
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker, State};
+    /// use std::time::Duration;
+    ///
+    /// let (clock, mock) = breaker_core::quanta::Clock::mock();
+    /// let breaker = CoreBreaker::with_clock(Config::default(), clock)?;
+    /// breaker.isolate();
+    /// mock.increment(Duration::from_secs(3_600));
+    /// assert!(breaker.acquire().unwrap_err().is_held_open());
+    /// breaker.reset();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), breaker_core::ConfigError>(())
+    /// ```
+    pub fn isolate(&self) {
+        let now = &mut || self.parts.time.now();
+        self.parts.cell.transition(|word| transition::isolate(word, now), |c| self.report(c));
+    }
+
+    /// [`isolate`](Self::isolate) at a time the caller gives.
+    pub fn isolate_at(&self, now: Timestamp) {
+        self.parts.cell.transition(|word| transition::isolate(word, &mut || now), |c| self.report(c));
+    }
+
+    /// Closes the breaker now with no failures and no backoff streak,
+    /// whatever its state (this is what lifts [`isolate`](Self::isolate)).
+    /// Every outstanding ticket goes stale.
     pub fn reset(&self) {
-        self.parts.cell.transition(|word| transition::reset(word, &mut || self.parts.time.now()), |c| self.report(c));
+        let now = &mut || self.parts.time.now();
+        self.parts.cell.transition(|word| transition::reset(word, now), |c| self.report(c));
     }
 
     /// [`reset`](Self::reset) at a time the caller gives.
@@ -275,13 +357,13 @@ impl CoreBreaker {
     /// breaker is open.
     #[inline]
     pub fn state(&self) -> State {
-        transition::observe(self.parts.cell.load(), &self.parts.limits, &mut || self.parts.time.now())
+        transition::observe(self.parts.cell.load(), &mut || self.parts.time.now())
     }
 
     /// [`state`](Self::state) at a time the caller gives.
     #[inline]
     pub fn state_at(&self, now: Timestamp) -> State {
-        transition::observe(self.parts.cell.load(), &self.parts.limits, &mut || now)
+        transition::observe(self.parts.cell.load(), &mut || now)
     }
 
     /// The raw state word, for metrics and debugging.
@@ -342,6 +424,11 @@ impl CoreBreaker {
     pub fn opens(&self) -> u64 {
         self.parts.opens.load(Ordering::Relaxed)
     }
+}
+
+/// A duration as whole ticks, rounded up and capped at the longest timeout.
+fn clamp_ticks(duration: Duration) -> u64 {
+    ticks_rounded_up(duration).min(u128::from(crate::word::MAX_TIMEOUT_TICKS)) as u64
 }
 
 impl fmt::Debug for CoreBreaker {

@@ -4,6 +4,7 @@
 use core::fmt;
 use std::sync::Arc;
 
+use crate::backoff::{Backoff, BackoffError};
 use crate::breaker::CoreBreaker;
 use crate::config::{Config, ConfigError};
 use crate::observe::{Listener, Observer, Transition};
@@ -33,6 +34,8 @@ pub struct Builder {
     clock: ClockChoice,
     name: Option<Arc<str>>,
     listener: Option<Listener>,
+    backoff: Backoff,
+    success_threshold: u32,
 }
 
 #[derive(Clone)]
@@ -44,7 +47,14 @@ enum ClockChoice {
 
 impl Builder {
     pub(crate) fn new(config: Config) -> Builder {
-        Builder { config, clock: ClockChoice::Real, name: None, listener: None }
+        Builder {
+            config,
+            clock: ClockChoice::Real,
+            name: None,
+            listener: None,
+            backoff: Backoff::fixed(),
+            success_threshold: 1,
+        }
     }
 
     /// Runs the breaker on `clock` instead of the real one: typically
@@ -124,11 +134,82 @@ impl Builder {
         self
     }
 
+    /// How long consecutive opens last: [`Backoff::fixed`] (every open
+    /// lasts the timeout, the default) or [`Backoff::exponential`], with
+    /// optional [`Jitter`](crate::Jitter). A half-open round whose every
+    /// slot is held is replaced after the current step's backed-off duration
+    /// (before jitter), so hung probes are not replaced more often than the
+    /// backoff would let probes through.
+    ///
+    /// ```
+    /// use breaker_core::{Backoff, Config, CoreBreaker, Outcome, Timestamp};
+    /// use std::time::Duration;
+    ///
+    /// let config = Config { threshold: 1, timeout: Duration::from_secs(1), half_open_max: 1 };
+    /// let breaker = CoreBreaker::builder(config).backoff(Backoff::exponential(2.0, Duration::from_secs(5))).build()?;
+    /// let mut now = Timestamp::ZERO;
+    /// let mut lasted = Vec::new();
+    /// for _ in 0..5 {
+    ///     let ticket = breaker.acquire_at(now)?; // the first call, then each probe
+    ///     breaker.record_at(ticket, Outcome::Failure, now);
+    ///     let open_for = breaker.acquire_at(now).unwrap_err().retry_after();
+    ///     lasted.push(open_for.as_secs());
+    ///     now = Timestamp::from_millis(now.as_millis() + open_for.as_millis() as u64);
+    /// }
+    /// assert_eq!(lasted, [1, 2, 4, 5, 5]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn backoff(mut self, backoff: Backoff) -> Builder {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Probe successes of one half-open round that close the breaker
+    /// (default 1, the Go package's rule; 0 means the default). Any probe
+    /// failure reopens it first. A success that does not close yet frees its
+    /// probe slot for the next probe; a new round (after hung probes were
+    /// replaced) starts the count over.
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker, Outcome, State};
+    ///
+    /// let (clock, _mock) = breaker_core::quanta::Clock::mock();
+    /// let breaker = CoreBreaker::builder(Config { timeout: std::time::Duration::ZERO, ..Config::default() })
+    ///     .clock(clock)
+    ///     .success_threshold(3)
+    ///     .build()?;
+    /// breaker.trip_for(std::time::Duration::ZERO);
+    /// for _ in 0..2 {
+    ///     let probe = breaker.acquire()?;
+    ///     breaker.record(probe, Outcome::Success);
+    ///     assert_eq!(breaker.state(), State::HalfOpen);
+    /// }
+    /// let probe = breaker.acquire()?;
+    /// breaker.record(probe, Outcome::Success);
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn success_threshold(mut self, successes: u32) -> Builder {
+        self.success_threshold = successes;
+        self
+    }
+
     /// The breaker, or the [`ConfigError`] naming the field that does not
     /// fit (threshold or half_open_max above 65 535, timeout above 2^36 ms,
-    /// about 2.18 years). Never panics.
+    /// about 2.18 years, a backoff out of range, or a half-open count that
+    /// the probe limit, the success threshold and the backoff together
+    /// overflow). Never panics.
     pub fn build(self) -> Result<CoreBreaker, ConfigError> {
         let limits = self.config.validate()?;
+        let schedule = self.backoff.schedule(limits.timeout_ticks).map_err(|err| match err {
+            BackoffError::Factor => ConfigError::BackoffFactor { value: self.backoff.factor() },
+            BackoffError::Max => ConfigError::BackoffMax { value: self.backoff.max().unwrap_or_default() },
+            BackoffError::Steps => {
+                ConfigError::BackoffSteps { factor: self.backoff.factor(), max: self.backoff.max().unwrap_or_default() }
+            }
+        })?;
+        let limits = limits.with_policy(self.success_threshold, schedule.steps)?;
+        let schedule = (self.backoff != Backoff::fixed()).then(|| Box::new(schedule));
         let time = match self.clock {
             ClockChoice::Real => TimeSource::new(quanta::Clock::new()),
             ClockChoice::Given(clock) => TimeSource::new(clock),
@@ -138,7 +219,7 @@ impl Builder {
             (None, None) => None,
             (name, listener) => Some(Box::new(Observer { name, listener })),
         };
-        Ok(CoreBreaker::assemble(limits, time, observer))
+        Ok(CoreBreaker::assemble(limits, time, observer, schedule))
     }
 }
 
@@ -154,6 +235,8 @@ impl fmt::Debug for Builder {
             .field("clock", &clock)
             .field("name", &self.name)
             .field("listener", &self.listener.as_ref().map(|_| "Fn(&Transition)"))
+            .field("backoff", &self.backoff)
+            .field("success_threshold", &self.success_threshold)
             .finish()
     }
 }

@@ -111,7 +111,7 @@ impl StateCell {
         report: impl FnOnce(Change),
     ) -> D {
         loop {
-            let Step { decision, next, reason } = step(current);
+            let Step { decision, next, reason, at } = step(current);
             if next == current {
                 return decision;
             }
@@ -122,7 +122,7 @@ impl StateCell {
                     let lag = current.epoch().wrapping_sub(published as u8);
                     let sequence = published + u64::from(lag) + 1;
                     self.published.fetch_max(sequence, Ordering::Release);
-                    report(Change { from: current, to: next, reason, sequence });
+                    report(Change { from: current, to: next, reason, at, sequence });
                     return decision;
                 }
                 Ok(_) => return decision,

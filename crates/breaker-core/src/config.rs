@@ -56,6 +56,10 @@ impl Config {
     pub const MAX_THRESHOLD: u32 = word::COUNT_MAX as u32;
     /// The largest probe limit the state word's count field holds (65 535).
     pub const MAX_HALF_OPEN: u32 = word::COUNT_MAX as u32;
+    /// The largest success threshold (65 535). Combined with `half_open_max`
+    /// and the backoff, it must also fit the half-open count: see
+    /// [`ConfigError::HalfOpenCount`].
+    pub const MAX_SUCCESS_THRESHOLD: u32 = word::COUNT_MAX as u32;
     /// The longest timeout: 2^36 milliseconds, about 2.18 years.
     ///
     /// The state word measures up to 2^37 - 1 ms since the last transition;
@@ -91,8 +95,20 @@ impl Config {
         if timeout_ticks > u128::from(word::MAX_TIMEOUT_TICKS) {
             return Err(ConfigError::Timeout { value: self.timeout });
         }
-        Ok(Limits { threshold, half_open_max, timeout_ticks: timeout_ticks as u64 })
+        Ok(Limits {
+            timeout_ticks: timeout_ticks as u64,
+            threshold: threshold as u16,
+            half_open_max: half_open_max as u16,
+            success_threshold: 1,
+            in_flight_bits: bits(half_open_max),
+            success_bits: 0,
+        })
     }
+}
+
+/// The bits a field holding `0..=max` takes.
+const fn bits(max: u32) -> u8 {
+    (u32::BITS - max.leading_zeros()) as u8
 }
 
 impl Default for Config {
@@ -106,25 +122,70 @@ impl Default for Config {
     }
 }
 
-/// A validated [`Config`]: defaults resolved, the timeout in whole ticks.
+/// A validated [`Config`]: defaults resolved, the timeout in whole ticks, and
+/// the layout of the half-open state word's count (probes in flight, then
+/// probe successes, then the backoff streak).
 ///
-/// Made only by [`Config::validate`], so every value fits the state word.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Made only by [`Config::validate`] (or the builder, with its options), so
+/// every value fits the state word.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limits {
-    pub(crate) threshold: u32,
-    pub(crate) half_open_max: u32,
     pub(crate) timeout_ticks: u64,
+    pub(crate) threshold: u16,
+    pub(crate) half_open_max: u16,
+    pub(crate) success_threshold: u16,
+    pub(crate) in_flight_bits: u8,
+    pub(crate) success_bits: u8,
+}
+
+impl fmt::Debug for Limits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limits")
+            .field("threshold", &self.threshold)
+            .field("half_open_max", &self.half_open_max)
+            .field("timeout_ticks", &self.timeout_ticks)
+            .field("success_threshold", &self.success_threshold)
+            .finish()
+    }
 }
 
 impl Limits {
     /// Consecutive failures that open the breaker (1 to 65 535).
     pub const fn threshold(&self) -> u32 {
-        self.threshold
+        self.threshold as u32
     }
 
     /// Probes let through at once while half-open (1 to 65 535).
     pub const fn half_open_max(&self) -> u32 {
-        self.half_open_max
+        self.half_open_max as u32
+    }
+
+    /// Probe successes of one half-open round that close the breaker (1 by
+    /// default; set with [`Builder::success_threshold`](crate::Builder::success_threshold)).
+    pub const fn success_threshold(&self) -> u32 {
+        self.success_threshold as u32
+    }
+
+    /// These limits with the builder's options: `success_threshold` (0
+    /// means 1) and a backoff of `steps` steps. The half-open count holds
+    /// probes in flight, successes so far and the streak side by side in 16
+    /// bits; a combination that does not fit is refused.
+    pub(crate) fn with_policy(self, success_threshold: u32, steps: u32) -> Result<Limits, ConfigError> {
+        let success_threshold = match success_threshold {
+            0 => 1,
+            n if n > Config::MAX_SUCCESS_THRESHOLD => return Err(ConfigError::SuccessThreshold { value: n }),
+            n => n,
+        };
+        let success_bits = bits(success_threshold - 1);
+        let needed = u32::from(self.in_flight_bits) + u32::from(success_bits) + u32::from(bits(steps));
+        if needed > word::COUNT_BITS {
+            return Err(ConfigError::HalfOpenCount {
+                half_open_max: self.half_open_max(),
+                success_threshold,
+                backoff_steps: steps,
+            });
+        }
+        Ok(Limits { success_threshold: success_threshold as u16, success_bits, ..self })
     }
 
     /// The open timeout, rounded up to whole milliseconds.
@@ -143,14 +204,16 @@ impl Limits {
     /// # Ok::<(), breaker_core::ConfigError>(())
     /// ```
     pub const fn config(&self) -> Config {
-        Config { threshold: self.threshold, timeout: self.timeout(), half_open_max: self.half_open_max }
+        Config { threshold: self.threshold(), timeout: self.timeout(), half_open_max: self.half_open_max() }
     }
 }
 
 /// A [`Config`] field the state word cannot hold.
 ///
 /// The message names the field, the value given and the limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// `PartialEq` but not `Eq`: a refused backoff factor is an `f64`.
+#[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// `threshold` is above [`Config::MAX_THRESHOLD`].
@@ -168,6 +231,44 @@ pub enum ConfigError {
         /// The value given.
         value: Duration,
     },
+    /// The builder's success threshold is above
+    /// [`Config::MAX_SUCCESS_THRESHOLD`].
+    SuccessThreshold {
+        /// The value given.
+        value: u32,
+    },
+    /// The backoff's factor is not between 1 and 65.535.
+    BackoffFactor {
+        /// The value given.
+        value: f64,
+    },
+    /// The backoff's cap is below the timeout or above
+    /// [`Config::MAX_TIMEOUT`].
+    BackoffMax {
+        /// The value given.
+        value: Duration,
+    },
+    /// The backoff takes more than 63 steps to reach its cap (its factor is
+    /// too close to 1 for the distance from the timeout to the cap).
+    BackoffSteps {
+        /// The factor given.
+        factor: f64,
+        /// The cap given.
+        max: Duration,
+    },
+    /// A half-open breaker keeps its probes in flight, its probe successes so
+    /// far and its backoff streak side by side in the state word's 16-bit
+    /// count: `bits(half_open_max) + bits(success_threshold - 1) +
+    /// bits(backoff_steps)` must be at most 16. Each alone fits; together
+    /// they do not.
+    HalfOpenCount {
+        /// The probe limit.
+        half_open_max: u32,
+        /// The success threshold.
+        success_threshold: u32,
+        /// The steps the backoff takes to reach its cap.
+        backoff_steps: u32,
+    },
 }
 
 impl ConfigError {
@@ -177,6 +278,10 @@ impl ConfigError {
             ConfigError::Threshold { .. } => "threshold",
             ConfigError::HalfOpenMax { .. } => "half_open_max",
             ConfigError::Timeout { .. } => "timeout",
+            ConfigError::SuccessThreshold { .. } => "success_threshold",
+            ConfigError::BackoffFactor { .. } | ConfigError::BackoffSteps { .. } => "backoff.factor",
+            ConfigError::BackoffMax { .. } => "backoff.max",
+            ConfigError::HalfOpenCount { .. } => "half_open_max",
         }
     }
 }
@@ -196,6 +301,35 @@ impl fmt::Display for ConfigError {
                 "invalid breaker config: {field} = {value:?} exceeds the limit {:?} ({} ticks of {TICK:?})",
                 Config::MAX_TIMEOUT,
                 word::MAX_TIMEOUT_TICKS,
+            ),
+            ConfigError::SuccessThreshold { value } => {
+                write!(
+                    f,
+                    "invalid breaker config: {field} = {value} exceeds the limit {}",
+                    Config::MAX_SUCCESS_THRESHOLD
+                )
+            }
+            ConfigError::BackoffFactor { value } => {
+                write!(f, "invalid breaker config: {field} = {value} is outside the limits 1..=65.535")
+            }
+            ConfigError::BackoffMax { value } => write!(
+                f,
+                "invalid breaker config: backoff.max = {value:?} is below the timeout or above the limit {:?}",
+                Config::MAX_TIMEOUT
+            ),
+            ConfigError::BackoffSteps { factor, max } => write!(
+                f,
+                "invalid breaker config: backoff.factor = {factor} takes more than {} steps to reach backoff.max = {max:?}",
+                crate::backoff::MAX_STEPS
+            ),
+            ConfigError::HalfOpenCount { half_open_max, success_threshold, backoff_steps } => write!(
+                f,
+                "invalid breaker config: half_open_max = {half_open_max}, success_threshold = {success_threshold} and a \
+                 backoff of {backoff_steps} steps need {} bits of the half-open count, over the limit {}",
+                u32::from(bits(half_open_max))
+                    + u32::from(bits(success_threshold - 1))
+                    + u32::from(bits(backoff_steps)),
+                word::COUNT_BITS
             ),
         }
     }

@@ -69,6 +69,7 @@
 //! cell's source), so do not use its state to publish your own data between
 //! threads.
 
+mod backoff;
 mod breaker;
 mod builder;
 mod cell;
@@ -83,6 +84,7 @@ mod time;
 mod transition;
 mod word;
 
+pub use backoff::{Backoff, Jitter};
 pub use breaker::CoreBreaker;
 pub use builder::Builder;
 pub use config::{Config, ConfigError, Limits};

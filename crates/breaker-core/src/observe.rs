@@ -37,14 +37,22 @@ pub enum Reason {
     /// timeout, not when the timeout passes, so a breaker nobody calls stays
     /// open (though [`state`](crate::CoreBreaker::state) reads half-open).
     TimeoutElapsed,
-    /// Half-open to half-open: every probe slot was held for a whole timeout,
-    /// so a call started a fresh round of probing and the old probes went
-    /// stale. The one transition whose `from` and `to` are equal.
+    /// Half-open to half-open: every probe slot was held for a whole timeout
+    /// (the backed-off one, with a backoff), so a call started a fresh round
+    /// of probing and the old probes went stale. With
+    /// [`Isolated`](Self::Isolated), the transitions whose `from` and `to`
+    /// can be equal.
     ProbesReplaced,
-    /// Closed or half-open to open: [`trip`](crate::CoreBreaker::trip).
+    /// Closed or half-open to open: [`trip`](crate::CoreBreaker::trip) or
+    /// [`trip_for`](crate::CoreBreaker::trip_for).
     Tripped,
-    /// Open or half-open to closed: [`reset`](crate::CoreBreaker::reset).
+    /// Open, held open or half-open to closed:
+    /// [`reset`](crate::CoreBreaker::reset).
     Reset,
+    /// Held open by [`isolate`](crate::CoreBreaker::isolate), from any state
+    /// but held open (so `from` may be open and `to` is open: held open
+    /// reads as open).
+    Isolated,
 }
 
 impl Reason {
@@ -58,6 +66,7 @@ impl Reason {
             Reason::ProbesReplaced => "probes_replaced",
             Reason::Tripped => "tripped",
             Reason::Reset => "reset",
+            Reason::Isolated => "isolated",
         }
     }
 }
@@ -138,9 +147,8 @@ impl Transition {
         self.sequence
     }
 
-    /// When it happened, on the breaker's clock: the stamp the state word
-    /// got, in milliseconds since the breaker's base instant modulo 2^38
-    /// (about 8.7 years).
+    /// When it happened, on the breaker's clock, in milliseconds since the
+    /// breaker's base instant.
     pub fn at(&self) -> Timestamp {
         self.at
     }
@@ -193,6 +201,7 @@ pub(crate) struct Change {
     pub(crate) from: StateWord,
     pub(crate) to: StateWord,
     pub(crate) reason: Option<Reason>,
+    pub(crate) at: Timestamp,
     pub(crate) sequence: u64,
 }
 
@@ -211,7 +220,7 @@ impl Observer {
             to: change.to.phase(),
             reason,
             sequence: change.sequence,
-            at: Timestamp::from_millis(change.to.stamp()),
+            at: change.at,
             name: self.name.clone(),
         };
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(&transition))) {

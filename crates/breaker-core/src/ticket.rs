@@ -96,24 +96,49 @@ pub enum Recorded {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Rejected {
+    /// Ticks until a probe, or [`HELD_OPEN`] for a breaker held open.
     retry_after_ticks: u64,
 }
+
+/// The retry time of a breaker held open: there is none until a reset.
+const HELD_OPEN: u64 = u64::MAX;
 
 impl Rejected {
     pub(crate) const fn after_ticks(retry_after_ticks: u64) -> Rejected {
         Rejected { retry_after_ticks }
     }
 
+    pub(crate) const fn held_open() -> Rejected {
+        Rejected { retry_after_ticks: HELD_OPEN }
+    }
+
     /// How long until the breaker lets a probe through, at the latest (a
     /// half-open breaker frees a slot sooner if a probe reports).
+    ///
+    /// A breaker held open by `isolate` lets nothing through until it is
+    /// reset, so it has no such time: then this is
+    /// [`Config::MAX_TIMEOUT`](crate::Config::MAX_TIMEOUT) (long, and safe to
+    /// add to an `Instant`), and [`is_held_open`](Self::is_held_open) says so.
     pub const fn retry_after(&self) -> Duration {
-        Duration::from_millis(self.retry_after_ticks)
+        if self.retry_after_ticks == HELD_OPEN {
+            crate::Config::MAX_TIMEOUT
+        } else {
+            Duration::from_millis(self.retry_after_ticks)
+        }
+    }
+
+    /// Whether the breaker is held open by `isolate`: no call goes through
+    /// until someone calls `reset`, however long one waits.
+    pub const fn is_held_open(&self) -> bool {
+        self.retry_after_ticks == HELD_OPEN
     }
 }
 
 impl fmt::Display for Rejected {
+    /// The Go package's `ErrOpen` text; "circuit breaker is held open" when
+    /// isolated.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("circuit breaker is open")
+        f.write_str(if self.is_held_open() { "circuit breaker is held open" } else { "circuit breaker is open" })
     }
 }
 

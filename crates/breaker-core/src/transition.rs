@@ -2,65 +2,134 @@
 //! word). No atomics, no clock.
 //!
 //! `now` is passed as a closure and asked for only on the branches whose
-//! answer depends on time (an open breaker checking its timeout, a full
+//! answer depends on time (an open breaker checking its deadline, a full
 //! half-open breaker checking for hung probes, a transition stamping the word).
 //! The clock-reading API hands in a closure that reads the clock (again on a
 //! CAS retry, so a retry never decides on a time older than the word it
 //! read), so a healthy closed breaker never reads the clock; the
 //! time-explicit API hands in a constant.
 //!
-//! | phase     | event                          | next                                 | decision      | reason |
-//! |-----------|--------------------------------|--------------------------------------|---------------|--------|
-//! | closed    | acquire                        | unchanged                            | admitted      |        |
-//! | closed    | success                        | count = 0                            | applied       |        |
-//! | closed    | failure, count + 1 < threshold | count + 1                            | applied       |        |
-//! | closed    | failure, count + 1 = threshold | open at now                          | applied       | threshold reached |
-//! | closed    | ignored                        | unchanged                            | applied       |        |
-//! | open      | acquire, elapsed < timeout     | unchanged                            | rejected      |        |
-//! | open      | acquire, elapsed >= timeout    | half-open at now, count = 1          | admitted      | timeout elapsed |
-//! | half-open | acquire, count < max           | count + 1                            | admitted      |        |
-//! | half-open | acquire, full, elapsed < timeout | unchanged                          | rejected      |        |
-//! | half-open | acquire, full, elapsed >= timeout | half-open at now, count = 1 (hung probes go stale) | admitted | probes replaced |
-//! | half-open | success                        | closed at now                        | applied       | probe succeeded |
-//! | half-open | failure                        | open at now                          | applied       | probe failed |
-//! | half-open | ignored                        | count - 1                            | applied       |        |
-//! | any       | result with another generation | unchanged                            | stale         |        |
-//! | open      | any result                     | unchanged                            | stale         |        |
-//! | open      | trip                           | open at now (timer restarts)         |               |        |
-//! | other     | trip                           | open at now                          |               | tripped |
-//! | closed    | reset                          | closed at now                        |               |        |
-//! | other     | reset                          | closed at now                        |               | reset  |
+//! `d(k)` is the backoff's duration for the `k`-th open in a row and
+//! `open(k)` that duration spread by its jitter ([`Schedule`]); `k'` is the
+//! streak plus one, saturated where the backoff stops growing. Half-open
+//! counts are (probes in flight, successes, streak).
 //!
-//! "at now" is [`StateWord::enter`]: a new epoch and stamp, so every ticket
-//! issued before the transition is stale after it. A row with a reason is a
-//! change of state that the breaker's listener hears about; the two "at now"
-//! rows without one start a new generation in the same state and are not
-//! reported.
+//! | stored    | event                              | next                                       | decision | reason |
+//! |-----------|------------------------------------|--------------------------------------------|----------|--------|
+//! | closed    | acquire                            | unchanged                                  | admitted |        |
+//! | closed    | success                            | count = 0                                  | applied  |        |
+//! | closed    | failure, count + 1 < threshold     | count + 1                                  | applied  |        |
+//! | closed    | failure, count + 1 = threshold     | open until now + open(1), streak 1         | applied  | threshold reached |
+//! | closed    | ignored                            | unchanged                                  | applied  |        |
+//! | open      | acquire, before the deadline       | unchanged                                  | rejected (until the deadline) | |
+//! | open      | acquire, at or after the deadline  | half-open at now, (1, 0, streak)           | admitted | timeout elapsed |
+//! | half-open | acquire, in flight < max           | in flight + 1                              | admitted |        |
+//! | half-open | acquire, full, elapsed < d(streak) | unchanged                                  | rejected |        |
+//! | half-open | acquire, full, elapsed >= d(streak)| half-open at now, (1, 0, streak): hung probes go stale | admitted | probes replaced |
+//! | half-open | success, successes + 1 = needed    | closed at now, streak 0                    | applied  | probe succeeded |
+//! | half-open | success, successes + 1 < needed    | in flight - 1, successes + 1               | applied  |        |
+//! | half-open | failure                            | open until now + open(k'), streak k'       | applied  | probe failed |
+//! | half-open | ignored                            | in flight - 1                              | applied  |        |
+//! | held open | acquire                            | unchanged                                  | rejected (held open) | |
+//! | any       | result with another generation     | unchanged                                  | stale    |        |
+//! | open, held open | any result                   | unchanged                                  | stale    |        |
+//! | open      | trip                               | open until now + open(k'), streak k'       |          |        |
+//! | closed, half-open | trip                       | open until now + open(k'), streak k'       |          | tripped |
+//! | open      | trip_for(t)                        | open until now + t, streak kept            |          |        |
+//! | closed, half-open | trip_for(t)                | open until now + t, streak kept            |          | tripped |
+//! | held open | trip, trip_for                     | unchanged                                  |          |        |
+//! | held open | isolate                            | unchanged                                  |          |        |
+//! | other     | isolate                            | held open at now                           |          | isolated |
+//! | closed    | reset                              | closed at now                              |          |        |
+//! | other     | reset                              | closed at now, streak 0                    |          | reset  |
+//!
+//! "at now" or "until" is [`StateWord::enter`]: a new epoch and time, so
+//! every ticket issued before the transition is stale after it. A row with a
+//! reason is a change of state that the breaker's listener hears about; the
+//! rows that enter without one start a new generation in the same state and
+//! are not reported. Isolating an open breaker is reported (open to open,
+//! reason isolated): it changes what the breaker will do.
 
+use crate::backoff::Schedule;
 use crate::config::Limits;
 use crate::observe::Reason;
 use crate::ticket::{Outcome, Recorded, Rejected, Ticket};
 use crate::time::Timestamp;
-use crate::word::{State, StateWord};
+use crate::word::{State, StateWord, Stored};
 
 /// A decision and the word to store for it; `next == word` means no write.
 /// `reason` is set when storing `next` is a change of state a listener hears
-/// about.
+/// about, and `at` is when it happened (an open word's time field is its
+/// deadline, not the time of the transition).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use = "a step whose next word is not stored did not happen"]
 pub(crate) struct Step<D> {
     pub(crate) decision: D,
     pub(crate) next: StateWord,
     pub(crate) reason: Option<Reason>,
+    pub(crate) at: Timestamp,
 }
 
 impl<D> Step<D> {
     const fn to(next: StateWord, decision: D) -> Step<D> {
-        Step { decision, next, reason: None }
+        Step { decision, next, reason: None, at: Timestamp::ZERO }
     }
 
-    fn because(self, reason: Reason) -> Step<D> {
-        Step { reason: Some(reason), ..self }
+    fn because(self, reason: Option<Reason>, at: Timestamp) -> Step<D> {
+        Step { reason, at, ..self }
+    }
+}
+
+/// What a transition needs beyond the word: the limits and the backoff.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Policy<'a> {
+    pub(crate) limits: &'a Limits,
+    /// The backoff's box, `None` for the fixed one: looked into only by the
+    /// rows that need it, so that a rejection does not pay for the load.
+    pub(crate) schedule: &'a Option<Box<Schedule>>,
+}
+
+impl Policy<'_> {
+    fn schedule(&self) -> &Schedule {
+        self.schedule.as_deref().unwrap_or(&Schedule::FIXED)
+    }
+}
+
+/// A half-open word's count, unpacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Probes {
+    in_flight: u32,
+    successes: u32,
+    streak: u32,
+}
+
+impl Probes {
+    fn of(word: StateWord, limits: &Limits) -> Probes {
+        let count = word.count();
+        let (in_bits, ok_bits) = (u32::from(limits.in_flight_bits), u32::from(limits.success_bits));
+        Probes {
+            in_flight: count & low_bits(in_bits),
+            successes: (count >> in_bits) & low_bits(ok_bits),
+            streak: count >> (in_bits + ok_bits),
+        }
+    }
+
+    fn packed(self, limits: &Limits) -> u32 {
+        let (in_bits, ok_bits) = (u32::from(limits.in_flight_bits), u32::from(limits.success_bits));
+        self.in_flight | (self.successes << in_bits) | (self.streak << (in_bits + ok_bits))
+    }
+}
+
+const fn low_bits(bits: u32) -> u32 {
+    if bits >= u32::BITS { u32::MAX } else { (1 << bits) - 1 }
+}
+
+/// The backoff streak a word carries: opens in a row so far.
+fn streak(word: StateWord, limits: &Limits) -> u32 {
+    match word.stored() {
+        Stored::Closed | Stored::Isolated => 0,
+        Stored::Open => word.count(),
+        Stored::HalfOpen => Probes::of(word, limits).streak,
     }
 }
 
@@ -68,16 +137,37 @@ impl<D> Step<D> {
 #[inline]
 pub(crate) fn acquire(
     word: StateWord,
-    limits: &Limits,
+    policy: Policy<'_>,
     now: &mut impl FnMut() -> Timestamp,
 ) -> Step<Result<Ticket, Rejected>> {
-    match word.phase() {
-        State::Closed => admit(word),
-        State::Open => start_probing_or_reject(word, limits, now()),
-        State::HalfOpen if word.count() < limits.half_open_max => admit(word.with_count(word.count() + 1)),
-        // Every slot is held: starting over after a timeout is what keeps a
-        // probe that never reports from wedging the breaker.
-        State::HalfOpen => start_probing_or_reject(word, limits, now()),
+    let limits = policy.limits;
+    match word.stored() {
+        Stored::Closed => admit(word),
+        Stored::Open => {
+            let now = now();
+            match word.until(now) {
+                0 => start_round(word, word.count(), limits, now, Reason::TimeoutElapsed),
+                left => Step::to(word, Err(Rejected::after_ticks(left))),
+            }
+        }
+        Stored::HalfOpen => {
+            let probes = Probes::of(word, limits);
+            if probes.in_flight < limits.half_open_max() {
+                let next = Probes { in_flight: probes.in_flight + 1, ..probes };
+                return admit(word.with_count(next.packed(limits)));
+            }
+            // Every slot is held: starting over after a lease is what keeps
+            // a probe that never reports from wedging the breaker.
+            let now = now();
+            let lease = policy.schedule().base_ticks(limits.timeout_ticks, probes.streak);
+            let elapsed = word.elapsed(now);
+            if elapsed >= lease {
+                start_round(word, probes.streak, limits, now, Reason::ProbesReplaced)
+            } else {
+                Step::to(word, Err(Rejected::after_ticks(lease - elapsed)))
+            }
+        }
+        Stored::Isolated => Step::to(word, Err(Rejected::held_open())),
     }
 }
 
@@ -96,17 +186,33 @@ const fn admit(next: StateWord) -> Step<Result<Ticket, Rejected>> {
     Step::to(next, Ok(Ticket::issued_in(next)))
 }
 
-fn start_probing_or_reject(word: StateWord, limits: &Limits, now: Timestamp) -> Step<Result<Ticket, Rejected>> {
-    let elapsed = word.elapsed(now);
-    if elapsed >= limits.timeout_ticks {
-        let reason = match word.phase() {
-            State::HalfOpen => Reason::ProbesReplaced,
-            State::Closed | State::Open => Reason::TimeoutElapsed,
-        };
-        admit(word.enter(State::HalfOpen, now).with_count(1)).because(reason)
-    } else {
-        Step::to(word, Err(Rejected::after_ticks(limits.timeout_ticks - elapsed)))
-    }
+/// A new round of probing at `now`, whose first probe is the caller.
+fn start_round(
+    word: StateWord,
+    streak: u32,
+    limits: &Limits,
+    now: Timestamp,
+    reason: Reason,
+) -> Step<Result<Ticket, Rejected>> {
+    let probes = Probes { in_flight: 1, successes: 0, streak };
+    admit(word.enter(Stored::HalfOpen, now).with_count(probes.packed(limits))).because(Some(reason), now)
+}
+
+/// Opens on the next step of the streak, as a failure does.
+fn open<D>(word: StateWord, policy: Policy<'_>, now: Timestamp, reason: Reason, decision: D) -> Step<D> {
+    let limits = policy.limits;
+    let schedule = policy.schedule();
+    let step = (streak(word, limits) + 1).min(schedule.steps);
+    let lasts = schedule.open_ticks(limits.timeout_ticks, step, now.as_millis());
+    let until = Timestamp::from_millis(now.as_millis().saturating_add(lasts));
+    let next = word.enter(Stored::Open, until).with_count(step);
+    Step::to(next, decision).because(changes_state(word, Stored::Open).then_some(reason), now)
+}
+
+/// Whether entering `to` from `word` is a change of state: reopening an
+/// open breaker or closing a closed one only starts a new generation.
+fn changes_state(word: StateWord, to: Stored) -> bool {
+    word.stored() != to
 }
 
 /// Reports how the call behind `ticket` ended.
@@ -115,28 +221,41 @@ pub(crate) fn record(
     word: StateWord,
     ticket: Ticket,
     outcome: Outcome,
-    limits: &Limits,
+    policy: Policy<'_>,
     now: &mut impl FnMut() -> Timestamp,
 ) -> Step<Recorded> {
     if !ticket.belongs_to(word) {
         return Step::to(word, Recorded::Stale);
     }
+    let limits = policy.limits;
     let applied = |next| Step::to(next, Recorded::Applied);
-    match (word.phase(), outcome) {
+    match (word.stored(), outcome) {
         // Open generations issue no tickets, so a match here is an alias of an
         // old generation (see the word's docs) and must not count.
-        (State::Open, _) => Step::to(word, Recorded::Stale),
-        (State::Closed, Outcome::Success) => applied(word.with_count(0)),
-        (State::Closed, Outcome::Failure) if word.count() + 1 >= limits.threshold => {
-            applied(word.enter(State::Open, now())).because(Reason::ThresholdReached)
+        (Stored::Open | Stored::Isolated, _) => Step::to(word, Recorded::Stale),
+        (Stored::Closed, Outcome::Success) => applied(word.with_count(0)),
+        (Stored::Closed, Outcome::Failure) if word.count() + 1 >= limits.threshold() => {
+            open(word, policy, now(), Reason::ThresholdReached, Recorded::Applied)
         }
-        (State::Closed, Outcome::Failure) => applied(word.with_count(word.count() + 1)),
-        (State::Closed, Outcome::Ignored) => applied(word),
-        (State::HalfOpen, Outcome::Success) => {
-            applied(word.enter(State::Closed, now())).because(Reason::ProbeSucceeded)
+        (Stored::Closed, Outcome::Failure) => applied(word.with_count(word.count() + 1)),
+        (Stored::Closed, Outcome::Ignored) => applied(word),
+        (Stored::HalfOpen, Outcome::Success) => {
+            let probes = Probes::of(word, limits);
+            if probes.successes + 1 >= limits.success_threshold() {
+                let now = now();
+                applied(word.enter(Stored::Closed, now)).because(Some(Reason::ProbeSucceeded), now)
+            } else {
+                // Not yet: the probe's slot is free for the next one.
+                let in_flight = probes.in_flight.saturating_sub(1);
+                applied(word.with_count(Probes { in_flight, successes: probes.successes + 1, ..probes }.packed(limits)))
+            }
         }
-        (State::HalfOpen, Outcome::Failure) => applied(word.enter(State::Open, now())).because(Reason::ProbeFailed),
-        (State::HalfOpen, Outcome::Ignored) => applied(word.with_count(word.count().saturating_sub(1))),
+        (Stored::HalfOpen, Outcome::Failure) => open(word, policy, now(), Reason::ProbeFailed, Recorded::Applied),
+        (Stored::HalfOpen, Outcome::Ignored) => {
+            let probes = Probes::of(word, limits);
+            let in_flight = probes.in_flight.saturating_sub(1);
+            applied(word.with_count(Probes { in_flight, ..probes }.packed(limits)))
+        }
     }
 }
 
@@ -154,29 +273,65 @@ pub(crate) fn record_read_only(word: StateWord, ticket: Ticket, outcome: Outcome
     (unchanged && word.phase() == State::Closed && ticket.belongs_to(word)).then_some(Recorded::Applied)
 }
 
-/// Opens the breaker now, whatever its state (an open one restarts its
-/// timer, which is not a change of state).
+/// Opens the breaker now as a failure would: the streak advances and the
+/// open lasts its step (an open one restarts its timer on the next step,
+/// which is not a change of state). A breaker held open stays held.
 #[inline]
-pub(crate) fn trip(word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Step<()> {
-    let step = Step::to(word.enter(State::Open, now()), ());
-    if word.phase() == State::Open { step } else { step.because(Reason::Tripped) }
+pub(crate) fn trip(word: StateWord, policy: Policy<'_>, now: &mut impl FnMut() -> Timestamp) -> Step<()> {
+    match word.stored() {
+        Stored::Isolated => Step::to(word, ()),
+        _ => open(word, policy, now(), Reason::Tripped, ()),
+    }
 }
 
-/// Closes the breaker now with no failures, whatever its state (a closed
-/// one starts a new generation, which is not a change of state).
+/// Opens the breaker now for `ticks`, keeping the streak. A breaker held
+/// open stays held.
+#[inline]
+pub(crate) fn trip_for(
+    word: StateWord,
+    ticks: u64,
+    policy: Policy<'_>,
+    now: &mut impl FnMut() -> Timestamp,
+) -> Step<()> {
+    if word.stored() == Stored::Isolated {
+        return Step::to(word, ());
+    }
+    let now = now();
+    let until = Timestamp::from_millis(now.as_millis().saturating_add(ticks));
+    let next = word.enter(Stored::Open, until).with_count(streak(word, policy.limits));
+    Step::to(next, ()).because(changes_state(word, Stored::Open).then_some(Reason::Tripped), now)
+}
+
+/// Holds the breaker open, with no probes, until a reset.
+#[inline]
+pub(crate) fn isolate(word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Step<()> {
+    if word.stored() == Stored::Isolated {
+        return Step::to(word, ());
+    }
+    let now = now();
+    Step::to(word.enter(Stored::Isolated, now), ()).because(Some(Reason::Isolated), now)
+}
+
+/// Closes the breaker now with no failures and no streak, whatever its
+/// state (a closed one starts a new generation, which is not a change of
+/// state).
 #[inline]
 pub(crate) fn reset(word: StateWord, now: &mut impl FnMut() -> Timestamp) -> Step<()> {
-    let step = Step::to(word.enter(State::Closed, now()), ());
-    if word.phase() == State::Closed { step } else { step.because(Reason::Reset) }
+    let now = now();
+    Step::to(word.enter(Stored::Closed, now), ())
+        .because(changes_state(word, Stored::Closed).then_some(Reason::Reset), now)
 }
 
-/// The state as callers see it: an open breaker whose timeout has passed is
-/// half-open, although the word changes only at the next acquire.
+/// The state as callers see it: an open breaker whose deadline has passed is
+/// half-open, although the word changes only at the next acquire; a breaker
+/// held open is open.
 #[inline]
-pub(crate) fn observe(word: StateWord, limits: &Limits, now: &mut impl FnMut() -> Timestamp) -> State {
-    match word.phase() {
-        State::Open if word.elapsed(now()) >= limits.timeout_ticks => State::HalfOpen,
-        phase => phase,
+pub(crate) fn observe(word: StateWord, now: &mut impl FnMut() -> Timestamp) -> State {
+    match word.stored() {
+        Stored::Open if word.until(now()) == 0 => State::HalfOpen,
+        Stored::Open | Stored::Isolated => State::Open,
+        Stored::Closed => State::Closed,
+        Stored::HalfOpen => State::HalfOpen,
     }
 }
 

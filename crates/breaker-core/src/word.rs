@@ -10,7 +10,7 @@ const STATE_BITS: u32 = 2;
 const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
 
 const COUNT_SHIFT: u32 = STATE_BITS;
-const COUNT_BITS: u32 = 16;
+pub(crate) const COUNT_BITS: u32 = 16;
 /// The largest value of the count field.
 pub(crate) const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
 const COUNT_MASK: u64 = COUNT_MAX << COUNT_SHIFT;
@@ -40,6 +40,7 @@ const GENERATION_MASK: u64 = !COUNT_MASK;
 const CLOSED: u64 = 0;
 const OPEN: u64 = 1;
 const HALF_OPEN: u64 = 2;
+const ISOLATED: u64 = 3;
 
 const _: () = assert!(STAMP_BITS == 38 && STATE_MASK & COUNT_MASK & EPOCH_MASK == 0);
 const _: () = assert!(MAX_ELAPSED_TICKS + 1 - MAX_TIMEOUT_TICKS >= MAX_TIMEOUT_TICKS);
@@ -59,6 +60,15 @@ pub enum State {
     Open,
     /// A limited number of probes go through; the first result decides.
     HalfOpen,
+}
+
+/// What the word stores: the three states, and open held by `isolate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stored {
+    Closed,
+    Open,
+    HalfOpen,
+    Isolated,
 }
 
 impl State {
@@ -96,32 +106,38 @@ impl fmt::Display for State {
 /// ```text
 ///  63                                    26 25        18 17                 2 1   0
 /// +----------------------------------------+------------+--------------------+-----+
-/// |  stamp: ms of the last transition (38) | epoch (8)  |     count (16)     | st  |
+/// |  time (38)                             | epoch (8)  |     count (16)     | st  |
 /// +----------------------------------------+------------+--------------------+-----+
 /// ```
 ///
-/// - `st`: the phase, [`State::Closed`] = 0, [`State::Open`] = 1,
-///   [`State::HalfOpen`] = 2 (3 is never written).
-/// - `count`: consecutive failures while closed, probes in flight while
-///   half-open, zero while open. Bounds `threshold` and `half_open_max` to
-///   65 535.
-/// - `epoch`: a counter every transition adds one to, wrapping at 256.
-/// - `stamp`: the time of the last transition in ticks since the breaker's base
-///   instant, wrapping at 2^38 ticks (about 8.7 years). Elapsed time is the
-///   wrapping difference read as signed, so a `now` slightly older than the
-///   stamp (another thread's clock read raced the transition) counts as no
-///   time elapsed, and any elapsed time below 2^37 ticks (about 4.36 years) is
-///   read exactly, however long the breaker has lived.
+/// - `st`: the stored state: closed = 0, open = 1, half-open = 2, and 3 for
+///   open held by `isolate` (which [`phase`](StateWord::phase) reports as
+///   [`State::Open`] and [`held_open`](StateWord::held_open) as `true`).
+/// - `count`: consecutive failures while closed; while half-open, from the
+///   low bits up, probes in flight, probe successes so far and the backoff
+///   streak, each as wide as its limit needs (see
+///   [`ConfigError::HalfOpenCount`](crate::ConfigError::HalfOpenCount)); the
+///   backoff streak while open (opens in a row, saturated where the backoff
+///   stops growing); zero while held open.
+/// - `epoch`: a counter every transition adds one to, wrapping at 256 (the
+///   low byte of the transition's sequence number).
+/// - `time`: in ticks since the breaker's base instant, wrapping at 2^38 ticks
+///   (about 8.7 years): while open, when the open ends (its *deadline*);
+///   otherwise the time of the last transition. Distances are read as the
+///   wrapping difference taken as signed, so a `now` slightly older than a
+///   transition (another thread's clock read raced it) counts as no time
+///   elapsed, and any distance below 2^37 ticks (about 4.36 years) is read
+///   exactly, however long the breaker has lived.
 ///
 /// Every field but `count` together is the word's *generation*: what a
 /// [`Ticket`](crate::Ticket) carries. A transition always changes it (new
 /// epoch), and a result whose ticket has another generation is stale. Two
 /// generations can only be confused if exactly a multiple of 256 transitions
-/// happened within one tick, or the stamps are a multiple of 2^38 ticks apart
+/// happened within one tick, or the times are a multiple of 2^38 ticks apart
 /// with the epochs equal.
 ///
 /// Its [`phase`](StateWord::phase) is the stored state: an open breaker whose
-/// timeout has passed still stores `Open` until the next acquire moves it; use
+/// deadline has passed still stores `Open` until the next acquire moves it; use
 /// [`CoreBreaker::state`](crate::CoreBreaker::state) for the state as callers
 /// see it.
 ///
@@ -150,17 +166,33 @@ impl StateWord {
         self.0
     }
 
-    /// The stored phase.
+    /// The stored phase; open when held open.
     pub const fn phase(self) -> State {
         match self.0 & STATE_MASK {
             CLOSED => State::Closed,
-            OPEN => State::Open,
+            OPEN | ISOLATED => State::Open,
             _ => State::HalfOpen,
         }
     }
 
-    /// Consecutive failures while closed, probes in flight while half-open,
-    /// zero while open.
+    /// Whether the breaker is held open by `isolate` until `reset`.
+    pub const fn held_open(self) -> bool {
+        self.0 & STATE_MASK == ISOLATED
+    }
+
+    /// The stored state, held open told apart from open.
+    pub(crate) const fn stored(self) -> Stored {
+        match self.0 & STATE_MASK {
+            CLOSED => Stored::Closed,
+            OPEN => Stored::Open,
+            HALF_OPEN => Stored::HalfOpen,
+            _ => Stored::Isolated,
+        }
+    }
+
+    /// The raw count field: consecutive failures while closed; the packed
+    /// probes in flight, successes and streak while half-open; the streak
+    /// while open (see the type's docs).
     pub const fn count(self) -> u32 {
         ((self.0 & COUNT_MASK) >> COUNT_SHIFT) as u32
     }
@@ -170,7 +202,8 @@ impl StateWord {
         ((self.0 & EPOCH_MASK) >> EPOCH_SHIFT) as u8
     }
 
-    /// The time of the last transition, in ticks modulo 2^38.
+    /// The time field, in ticks modulo 2^38: an open word's deadline, the
+    /// time of the last transition otherwise.
     pub const fn stamp(self) -> u64 {
         self.0 >> STAMP_SHIFT
     }
@@ -188,16 +221,25 @@ impl StateWord {
         StateWord((self.0 & !COUNT_MASK) | ((count as u64 & COUNT_MAX) << COUNT_SHIFT))
     }
 
-    /// A transition into `phase` at `now`: next epoch, zero count, new stamp.
-    pub(crate) const fn enter(self, phase: State, now: Timestamp) -> StateWord {
-        let phase = match phase {
-            State::Closed => CLOSED,
-            State::Open => OPEN,
-            State::HalfOpen => HALF_OPEN,
+    /// A transition into `stored` with time field `time` (the deadline when
+    /// open, `now` otherwise): next epoch, zero count.
+    pub(crate) const fn enter(self, stored: Stored, time: Timestamp) -> StateWord {
+        let stored = match stored {
+            Stored::Closed => CLOSED,
+            Stored::Open => OPEN,
+            Stored::HalfOpen => HALF_OPEN,
+            Stored::Isolated => ISOLATED,
         };
         let epoch = (self.epoch() as u64 + 1) & EPOCH_MAX;
-        let stamp = now.as_millis() & STAMP_MAX;
-        StateWord((stamp << STAMP_SHIFT) | (epoch << EPOCH_SHIFT) | phase)
+        let stamp = time.as_millis() & STAMP_MAX;
+        StateWord((stamp << STAMP_SHIFT) | (epoch << EPOCH_SHIFT) | stored)
+    }
+
+    /// Ticks from `now` to the time field, reading the wrapping difference
+    /// as signed: zero once `now` has reached it.
+    pub(crate) const fn until(self, now: Timestamp) -> u64 {
+        let diff = self.stamp().wrapping_sub(now.as_millis()) & STAMP_MAX;
+        if diff > MAX_ELAPSED_TICKS { 0 } else { diff }
     }
 
     /// Ticks from the stamp to `now`, reading the wrapping difference as
@@ -233,7 +275,7 @@ mod tests {
 
     #[test]
     fn enter_sets_every_field() {
-        let word = StateWord::INITIAL.with_count(9).enter(State::HalfOpen, Timestamp::from_millis(1234));
+        let word = StateWord::INITIAL.with_count(9).enter(Stored::HalfOpen, Timestamp::from_millis(1234));
         assert_eq!(word.phase(), State::HalfOpen);
         assert_eq!(word.count(), 0);
         assert_eq!(word.epoch(), 1);
@@ -243,41 +285,41 @@ mod tests {
     #[test]
     fn largest_values_round_trip() {
         let at_max = Timestamp::from_millis(STAMP_MAX);
-        let word = StateWord::INITIAL.enter(State::Open, at_max).with_count(65_535);
+        let word = StateWord::INITIAL.enter(Stored::Open, at_max).with_count(65_535);
         assert_eq!((word.phase(), word.count(), word.stamp()), (State::Open, 65_535, STAMP_MAX));
-        let word = (0..255).fold(word, |w, _| w.enter(State::Open, at_max));
+        let word = (0..255).fold(word, |w, _| w.enter(Stored::Open, at_max));
         assert_eq!(word.epoch(), 0, "the epoch wraps at 256");
     }
 
     #[test]
     fn count_changes_keep_the_generation() {
-        let word = StateWord::INITIAL.enter(State::HalfOpen, Timestamp::from_millis(5));
+        let word = StateWord::INITIAL.enter(Stored::HalfOpen, Timestamp::from_millis(5));
         assert_eq!(word.with_count(3).generation(), word.generation());
-        assert_ne!(word.enter(State::HalfOpen, Timestamp::from_millis(5)).generation(), word.generation());
+        assert_ne!(word.enter(Stored::HalfOpen, Timestamp::from_millis(5)).generation(), word.generation());
     }
 
     #[test]
     fn stamp_wraps_and_elapsed_survives_the_wrap() {
         let near_wrap = Timestamp::from_millis(STAMP_MAX - 10);
-        let word = StateWord::INITIAL.enter(State::Open, near_wrap);
+        let word = StateWord::INITIAL.enter(Stored::Open, near_wrap);
         assert_eq!(word.elapsed(near_wrap), 0);
         assert_eq!(word.elapsed(Timestamp::from_millis(STAMP_MAX + 1 + 5)), 16);
         // A full u64 of ticks is many wraps of the field; only the difference matters.
         let late = Timestamp::from_millis(u64::MAX - 3);
-        let word = StateWord::INITIAL.enter(State::Open, late);
+        let word = StateWord::INITIAL.enter(Stored::Open, late);
         assert_eq!(word.elapsed(Timestamp::from_millis(late.as_millis().wrapping_add(100))), 100);
     }
 
     #[test]
     fn now_before_the_stamp_is_zero_elapsed() {
-        let word = StateWord::INITIAL.enter(State::Open, Timestamp::from_millis(1_000));
+        let word = StateWord::INITIAL.enter(Stored::Open, Timestamp::from_millis(1_000));
         assert_eq!(word.elapsed(Timestamp::from_millis(999)), 0);
         assert_eq!(word.elapsed(Timestamp::ZERO), 0);
     }
 
     #[test]
     fn elapsed_is_exact_up_to_the_documented_bound() {
-        let word = StateWord::INITIAL.enter(State::Open, Timestamp::from_millis(7));
+        let word = StateWord::INITIAL.enter(Stored::Open, Timestamp::from_millis(7));
         let at_bound = Timestamp::from_millis(7 + MAX_ELAPSED_TICKS);
         assert_eq!(word.elapsed(at_bound), MAX_ELAPSED_TICKS);
         // One tick further reads as "before the stamp": the documented limit.
@@ -286,7 +328,7 @@ mod tests {
 
     #[test]
     fn debug_shows_every_field() {
-        let word = StateWord::INITIAL.enter(State::HalfOpen, Timestamp::from_millis(77)).with_count(3);
+        let word = StateWord::INITIAL.enter(Stored::HalfOpen, Timestamp::from_millis(77)).with_count(3);
         assert_eq!(format!("{word:?}"), "StateWord { phase: HalfOpen, count: 3, epoch: 1, stamp: 77 }");
     }
 
@@ -295,5 +337,29 @@ mod tests {
         assert_eq!(State::Closed.to_string(), "closed");
         assert_eq!(State::Open.to_string(), "open");
         assert_eq!(State::HalfOpen.to_string(), "half-open");
+    }
+}
+
+#[cfg(test)]
+mod held_open_and_deadlines {
+    use super::*;
+
+    #[test]
+    fn a_held_open_word_reads_open_and_says_so() {
+        let word = StateWord::INITIAL.enter(Stored::Isolated, Timestamp::from_millis(3));
+        assert_eq!((word.phase(), word.held_open(), word.stored()), (State::Open, true, Stored::Isolated));
+        let open = StateWord::INITIAL.enter(Stored::Open, Timestamp::from_millis(3));
+        assert!(!open.held_open());
+        assert_ne!(word.generation(), open.generation());
+    }
+
+    #[test]
+    fn until_counts_down_to_the_time_field_and_stays_at_zero_after_it() {
+        let word = StateWord::INITIAL.enter(Stored::Open, Timestamp::from_millis(STAMP_MAX + 10));
+        assert_eq!(word.until(Timestamp::from_millis(STAMP_MAX - 5)), 15, "across the field's wrap");
+        assert_eq!(word.until(Timestamp::from_millis(STAMP_MAX + 10)), 0);
+        assert_eq!(word.until(Timestamp::from_millis(STAMP_MAX + 10 + (1 << 37))), 0, "2^37 ticks past it");
+        // Past that, the distance reads as a deadline ahead: the documented limit.
+        assert_eq!(word.until(Timestamp::from_millis(STAMP_MAX + 11 + (1 << 37))), MAX_ELAPSED_TICKS);
     }
 }

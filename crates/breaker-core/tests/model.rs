@@ -4,13 +4,16 @@
 //!
 //! Each sequence runs twice: through the time-explicit API starting at a
 //! random offset (some just below a wrap of the word's 38-bit time field), and
-//! through the clock-reading API on a mock clock.
+//! through the clock-reading API on a mock clock. Configs include success
+//! thresholds above 1 and exponential backoffs with and without jitter.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use breaker_core::{Config, CoreBreaker, Outcome, Recorded, State, Ticket, Timestamp, Transition};
-use breaker_model::{Model, Phase, Seen};
+use breaker_core::{
+    Backoff, Config, CoreBreaker, Jitter, Limits, Outcome, Recorded, State, Ticket, Timestamp, Transition,
+};
+use breaker_model::{Model, Phase, Refused, Seen};
 use proptest::prelude::*;
 
 #[derive(Clone, Copy, Debug)]
@@ -19,6 +22,8 @@ enum Op {
     /// Report the outcome of a held ticket, chosen by index among all issued.
     Record(usize, Outcome),
     Trip,
+    TripFor(u64),
+    Isolate,
     Reset,
     Advance(u64),
 }
@@ -32,7 +37,9 @@ fn op() -> impl Strategy<Value = Op> {
         6 => Just(Op::Acquire),
         6 => (any::<usize>(), outcome()).prop_map(|(i, o)| Op::Record(i, o)),
         1 => Just(Op::Trip),
-        1 => Just(Op::Reset),
+        1 => (0u64..2_000).prop_map(Op::TripFor),
+        1 => Just(Op::Isolate),
+        2 => Just(Op::Reset),
         3 => (0u64..20).prop_map(Op::Advance),
         3 => (0u64..1_000).prop_map(Op::Advance),
         // Rare long waits; 200 of them stay below the 2^37 ms bound.
@@ -50,6 +57,63 @@ fn config() -> impl Strategy<Value = Config> {
     )
 }
 
+/// The builder's options: a success threshold and a backoff, as the core
+/// takes them and as the model does.
+#[derive(Clone, Copy, Debug)]
+struct Policy {
+    success_threshold: u32,
+    backoff: Backoff,
+    factor_permille: u32,
+    /// The cap as a multiple of the timeout; 0 for a fixed backoff.
+    max_times: u64,
+    jitter: Jitter,
+    seed: u64,
+}
+
+impl Policy {
+    fn model(&self, limits: &Limits) -> Model {
+        let timeout = limits.timeout().as_millis() as u64;
+        let jitter = match self.jitter {
+            Jitter::Full => breaker_model::Jitter::Full,
+            Jitter::Equal => breaker_model::Jitter::Equal,
+            _ => breaker_model::Jitter::None,
+        };
+        let max_ms = if self.max_times == 0 { timeout } else { timeout * self.max_times };
+        let backoff = breaker_model::Backoff { factor_permille: self.factor_permille, max_ms, jitter, seed: self.seed };
+        Model::with_policy(limits.threshold(), limits.half_open_max(), timeout, limits.success_threshold(), backoff)
+    }
+}
+
+fn policy(timeout_ms: u64) -> impl Strategy<Value = Policy> {
+    let jitter = prop_oneof![Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Equal)];
+    (1u32..=3, prop_oneof![Just((1000u32, 0u64)), (1500u32..=3000, 1u64..=40)], jitter, any::<u64>()).prop_map(
+        move |(success_threshold, (factor_permille, max_times), jitter, seed)| {
+            let backoff = if max_times == 0 {
+                Backoff::fixed()
+            } else {
+                let max = Duration::from_millis(timeout_ms * max_times);
+                Backoff::exponential(f64::from(factor_permille) / 1000.0, max)
+            };
+            Policy {
+                success_threshold,
+                backoff: backoff.jitter(jitter).seed(seed),
+                factor_permille,
+                max_times,
+                jitter,
+                seed,
+            }
+        },
+    )
+}
+
+/// A config and a policy for it.
+fn setup() -> impl Strategy<Value = (Config, Policy)> {
+    config().prop_flat_map(|config| {
+        let timeout = config.timeout.as_millis() as u64;
+        (Just(config), policy(timeout))
+    })
+}
+
 fn start() -> impl Strategy<Value = u64> {
     prop_oneof![Just(0u64), (1u64 << 38) - 700..(1u64 << 38), (5u64 << 38) - 300..(5u64 << 38)]
 }
@@ -59,6 +123,7 @@ fn start() -> impl Strategy<Value = u64> {
 enum Answer {
     Admitted,
     Rejected { retry_after_ms: u64 },
+    HeldOpen,
     Recorded(bool),
     Done,
 }
@@ -74,8 +139,37 @@ fn seen(state: State) -> Seen {
 fn stored(model: &Model) -> State {
     match model.phase() {
         Phase::Closed { .. } => State::Closed,
-        Phase::Open { .. } => State::Open,
+        Phase::Open { .. } | Phase::Isolated { .. } => State::Open,
         Phase::HalfOpen { .. } => State::HalfOpen,
+    }
+}
+
+/// The bits a field holding `0..=max` takes.
+fn bits(max: u32) -> u32 {
+    u32::BITS - max.leading_zeros()
+}
+
+/// The word's count in the model's terms, decoded by the layout the word's
+/// docs state: (failures or probes in flight, probe successes, streak).
+fn decoded(word: breaker_core::StateWord, limits: &Limits) -> (u32, u32, u32) {
+    let count = word.count();
+    match word.phase() {
+        State::Closed => (count, 0, 0),
+        State::Open if word.held_open() => (0, 0, 0),
+        State::Open => (0, 0, count),
+        State::HalfOpen => {
+            let (in_bits, ok_bits) = (bits(limits.half_open_max()), bits(limits.success_threshold() - 1));
+            (count & ((1 << in_bits) - 1), (count >> in_bits) & ((1 << ok_bits) - 1), count >> (in_bits + ok_bits))
+        }
+    }
+}
+
+fn model_decoded(model: &Model) -> (u32, u32, u32) {
+    match model.phase() {
+        Phase::Closed { failures } => (failures, 0, 0),
+        Phase::Open { .. } => (0, 0, model.streak()),
+        Phase::Isolated { .. } => (0, 0, 0),
+        Phase::HalfOpen { in_flight, successes, .. } => (in_flight, successes, model.streak()),
     }
 }
 
@@ -84,6 +178,8 @@ trait Driven {
     fn acquire(&self, now: u64) -> Result<Ticket, breaker_core::Rejected>;
     fn record(&self, ticket: Ticket, outcome: Outcome, now: u64) -> Recorded;
     fn trip(&self, now: u64);
+    fn trip_for(&self, ms: u64, now: u64);
+    fn isolate(&self, now: u64);
     fn reset(&self, now: u64);
     fn state(&self, now: u64) -> State;
     fn advance_to(&self, now: u64);
@@ -101,6 +197,12 @@ impl Driven for Explicit {
     }
     fn trip(&self, now: u64) {
         self.0.trip_at(Timestamp::from_millis(now))
+    }
+    fn trip_for(&self, ms: u64, now: u64) {
+        self.0.trip_for_at(Duration::from_millis(ms), Timestamp::from_millis(now))
+    }
+    fn isolate(&self, now: u64) {
+        self.0.isolate_at(Timestamp::from_millis(now))
     }
     fn reset(&self, now: u64) {
         self.0.reset_at(Timestamp::from_millis(now))
@@ -129,6 +231,12 @@ impl Driven for Clocked {
     fn trip(&self, _: u64) {
         self.core.trip()
     }
+    fn trip_for(&self, ms: u64, _: u64) {
+        self.core.trip_for(Duration::from_millis(ms))
+    }
+    fn isolate(&self, _: u64) {
+        self.core.isolate()
+    }
     fn reset(&self, _: u64) {
         self.core.reset()
     }
@@ -147,12 +255,14 @@ impl Driven for Clocked {
 type Log = Arc<Mutex<Vec<Transition>>>;
 
 /// A core on a mock clock whose listener appends to the returned log.
-fn observed(config: Config) -> (CoreBreaker, std::sync::Arc<breaker_core::quanta::Mock>, Log) {
+fn observed(config: Config, policy: &Policy) -> (CoreBreaker, std::sync::Arc<breaker_core::quanta::Mock>, Log) {
     let (clock, mock) = breaker_core::quanta::Clock::mock();
     let log = Log::default();
     let sink = Arc::clone(&log);
     let core = CoreBreaker::builder(config)
         .clock(clock)
+        .success_threshold(policy.success_threshold)
+        .backoff(policy.backoff)
         .on_transition(move |t| sink.lock().unwrap().push(t.clone()))
         .build()
         .unwrap();
@@ -164,9 +274,9 @@ fn as_model(t: &Transition) -> (Seen, Seen, &'static str, u64) {
     (seen(t.from()), seen(t.to()), t.reason().as_str(), t.sequence())
 }
 
-fn run(breaker: &dyn Driven, log: &Log, config: Config, start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
-    let limits = config.validate().unwrap();
-    let mut model = Model::new(limits.threshold(), limits.half_open_max(), limits.timeout().as_millis() as u64);
+fn run(breaker: &dyn Driven, log: &Log, policy: &Policy, start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
+    let limits = breaker.core().limits();
+    let mut model = policy.model(&limits);
     let mut tickets: Vec<(Ticket, breaker_model::Ticket)> = Vec::new();
     let mut now = start;
     for (step, &op) in ops.iter().enumerate() {
@@ -178,10 +288,19 @@ fn run(breaker: &dyn Driven, log: &Log, config: Config, start: u64, ops: &[Op]) 
                 }
                 (real, expected) => (
                     real.map_or_else(
-                        |r| Answer::Rejected { retry_after_ms: r.retry_after().as_millis() as u64 },
+                        |r| match r.is_held_open() {
+                            true => Answer::HeldOpen,
+                            false => Answer::Rejected { retry_after_ms: r.retry_after().as_millis() as u64 },
+                        },
                         |_| Answer::Admitted,
                     ),
-                    expected.map_or_else(|retry_after_ms| Answer::Rejected { retry_after_ms }, |_| Answer::Admitted),
+                    expected.map_or_else(
+                        |refused| match refused {
+                            Refused::RetryAfter(retry_after_ms) => Answer::Rejected { retry_after_ms },
+                            Refused::HeldOpen => Answer::HeldOpen,
+                        },
+                        |_| Answer::Admitted,
+                    ),
                 ),
             },
             Op::Record(_, _) if tickets.is_empty() => continue,
@@ -200,6 +319,16 @@ fn run(breaker: &dyn Driven, log: &Log, config: Config, start: u64, ops: &[Op]) 
                 model.trip(now);
                 (Answer::Done, Answer::Done)
             }
+            Op::TripFor(ms) => {
+                breaker.trip_for(ms, now);
+                model.trip_for(now, ms);
+                (Answer::Done, Answer::Done)
+            }
+            Op::Isolate => {
+                breaker.isolate(now);
+                model.isolate(now);
+                (Answer::Done, Answer::Done)
+            }
             Op::Reset => {
                 breaker.reset(now);
                 model.reset();
@@ -214,7 +343,13 @@ fn run(breaker: &dyn Driven, log: &Log, config: Config, start: u64, ops: &[Op]) 
         prop_assert_eq!(real, expected, "step {} {:?}", step, op);
         let word = breaker.core().snapshot();
         prop_assert_eq!(word.phase(), stored(&model), "stored phase after step {} {:?}", step, op);
-        prop_assert_eq!(word.count(), model.count(), "count after step {} {:?}", step, op);
+        prop_assert_eq!(
+            word.held_open(),
+            matches!(model.phase(), Phase::Isolated { .. }),
+            "held open after step {}",
+            step
+        );
+        prop_assert_eq!(decoded(word, &limits), model_decoded(&model), "count after step {} {:?}", step, op);
         prop_assert_eq!(seen(breaker.state(now)), model.seen(now), "state after step {} {:?}", step, op);
         let reported: Vec<_> = log.lock().unwrap().drain(..).map(|t| as_model(&t)).collect();
         let changes: Vec<_> =
@@ -228,14 +363,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn explicit_time_api_matches_the_model(config in config(), start in start(), ops in prop::collection::vec(op(), 1..200)) {
-        let (core, _mock, log) = observed(config);
-        run(&Explicit(core), &log, config, start, &ops)?;
+    fn explicit_time_api_matches_the_model((config, policy) in setup(), start in start(), ops in prop::collection::vec(op(), 1..200)) {
+        let (core, _mock, log) = observed(config, &policy);
+        run(&Explicit(core), &log, &policy, start, &ops)?;
     }
 
     #[test]
-    fn clock_reading_api_matches_the_model(config in config(), ops in prop::collection::vec(op(), 1..200)) {
-        let (core, mock, log) = observed(config);
-        run(&Clocked { core, mock }, &log, config, 0, &ops)?;
+    fn clock_reading_api_matches_the_model((config, policy) in setup(), ops in prop::collection::vec(op(), 1..200)) {
+        let (core, mock, log) = observed(config, &policy);
+        run(&Clocked { core, mock }, &log, &policy, 0, &ops)?;
     }
 }

@@ -27,7 +27,7 @@ fn closed_counts_consecutive_failures_and_opens_at_the_threshold() {
     mock.increment(Duration::from_millis(7));
     fail(&b, 1);
     assert_eq!(b.state(), State::Open);
-    assert_eq!(b.snapshot().stamp(), 7, "opened at now");
+    assert_eq!(b.snapshot().stamp(), 107, "open until now plus the timeout");
 }
 
 #[test]
@@ -191,7 +191,10 @@ fn debug_shows_the_name_the_word_and_the_limits() {
     fail(&b, 1);
     let debug = format!("{b:?}");
     assert!(debug.starts_with("CoreBreaker { name: \"\", word: StateWord { phase: Closed, count: 1,"), "{debug}");
-    assert!(debug.contains("limits: Limits { threshold: 3, half_open_max: 2, timeout_ticks: 100 }"), "{debug}");
+    assert!(
+        debug.contains("limits: Limits { threshold: 3, half_open_max: 2, timeout_ticks: 100, success_threshold: 1 }"),
+        "{debug}"
+    );
 }
 
 #[test]

@@ -227,9 +227,9 @@ fn transitions_and_builders_debug_print_what_they_hold() {
         debug,
         r#"Transition { name: "db", from: Closed, to: Open, reason: Tripped, sequence: 1, at: Timestamp(0) }"#
     );
-    let builder = CoreBreaker::builder(Config::default()).name("db").on_transition(|_| {});
+    let builder = CoreBreaker::builder(Config::default()).name("db").on_transition(|_| {}).success_threshold(2);
     assert_eq!(
         format!("{builder:?}"),
-        r#"Builder { config: Config { threshold: 5, timeout: 30s, half_open_max: 1 }, clock: "real", name: Some("db"), listener: Some("Fn(&Transition)") }"#
+        r#"Builder { config: Config { threshold: 5, timeout: 30s, half_open_max: 1 }, clock: "real", name: Some("db"), listener: Some("Fn(&Transition)"), backoff: Backoff { factor: 1.0, max: None, jitter: None, seed: None }, success_threshold: 2 }"#
     );
 }

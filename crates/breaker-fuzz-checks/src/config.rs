@@ -99,11 +99,177 @@ impl ConfigInput {
     }
 }
 
+/// How an open is spread, in the fuzzer's terms.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JitterInput {
+    /// No spread.
+    None,
+    /// Full jitter.
+    Full,
+    /// Equal jitter.
+    Equal,
+}
+
+/// A backoff as the fuzzer builds it.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackoffInput {
+    /// `Backoff::fixed()`.
+    Fixed,
+    /// `Backoff::fixed()` with jitter.
+    FixedJitter {
+        /// The spread.
+        jitter: JitterInput,
+        /// The seed.
+        seed: u64,
+    },
+    /// `Backoff::exponential(factor, max)`.
+    Exponential {
+        /// The factor in thousandths: 1000 to 4000 mostly, anything reachable.
+        factor_permille: u16,
+        /// The cap as a multiple of the timeout (0 is below it: refused).
+        max_times: u8,
+        /// The spread.
+        jitter: JitterInput,
+        /// The seed.
+        seed: u64,
+    },
+}
+
+/// The builder's options beyond the config: a success threshold and a
+/// backoff.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyInput {
+    /// `Builder::success_threshold` (0 means 1).
+    pub success_threshold: Limit,
+    /// `Builder::backoff`.
+    pub backoff: BackoffInput,
+}
+
+impl JitterInput {
+    fn real(self) -> breaker_core::Jitter {
+        match self {
+            JitterInput::None => breaker_core::Jitter::None,
+            JitterInput::Full => breaker_core::Jitter::Full,
+            JitterInput::Equal => breaker_core::Jitter::Equal,
+        }
+    }
+
+    fn model(self) -> breaker_model::Jitter {
+        match self {
+            JitterInput::None => breaker_model::Jitter::None,
+            JitterInput::Full => breaker_model::Jitter::Full,
+            JitterInput::Equal => breaker_model::Jitter::Equal,
+        }
+    }
+}
+
+impl PolicyInput {
+    /// The success threshold given to the builder.
+    pub fn success_threshold(&self) -> u32 {
+        self.success_threshold.value()
+    }
+
+    /// The backoff given to the builder, for a breaker whose resolved
+    /// timeout is `timeout_ms`.
+    pub fn backoff(&self, timeout_ms: u64) -> breaker_core::Backoff {
+        match self.backoff {
+            BackoffInput::Fixed => breaker_core::Backoff::fixed(),
+            BackoffInput::FixedJitter { jitter, seed } => {
+                breaker_core::Backoff::fixed().jitter(jitter.real()).seed(seed)
+            }
+            BackoffInput::Exponential { factor_permille, max_times, jitter, seed } => {
+                let max = std::time::Duration::from_millis(timeout_ms.saturating_mul(u64::from(max_times)));
+                breaker_core::Backoff::exponential(f64::from(factor_permille) / 1000.0, max)
+                    .jitter(jitter.real())
+                    .seed(seed)
+            }
+        }
+    }
+
+    /// The model of a breaker built with this policy and a config that
+    /// validated to `limits` (the builder accepted both).
+    pub fn model(&self, limits: &Limits) -> breaker_model::Model {
+        let timeout_ms = limits.timeout().as_millis() as u64;
+        let backoff = match self.backoff {
+            BackoffInput::Fixed => breaker_model::Backoff::fixed(timeout_ms),
+            BackoffInput::FixedJitter { jitter, seed } => {
+                breaker_model::Backoff { jitter: jitter.model(), seed, ..breaker_model::Backoff::fixed(timeout_ms) }
+            }
+            BackoffInput::Exponential { factor_permille, max_times, jitter, seed } => breaker_model::Backoff {
+                factor_permille: u32::from(factor_permille),
+                max_ms: timeout_ms * u64::from(max_times),
+                jitter: jitter.model(),
+                seed,
+            },
+        };
+        breaker_model::Model::with_policy(
+            limits.threshold(),
+            limits.half_open_max(),
+            timeout_ms,
+            self.success_threshold().max(1),
+            backoff,
+        )
+    }
+}
+
+/// Whether the builder must accept `policy` with a config that validated to
+/// `limits`, computed here from the documented rules: the factor in
+/// 1..=65.535 (in whole thousandths, as given here), the cap from the
+/// timeout to [`Config::MAX_TIMEOUT`], at most 63 steps to reach it, a
+/// success threshold up to 65 535, and the half-open count's three fields in
+/// 16 bits.
+pub fn policy_fits(limits: &Limits, policy: &PolicyInput) -> bool {
+    let timeout_ms = limits.timeout().as_millis() as u64;
+    let bits = |max: u32| u32::BITS - max.leading_zeros();
+    let success_threshold = match policy.success_threshold() {
+        0 => 1,
+        n => n,
+    };
+    if success_threshold > Config::MAX_SUCCESS_THRESHOLD {
+        return false;
+    }
+    let steps = match policy.backoff {
+        BackoffInput::Fixed | BackoffInput::FixedJitter { .. } => 0,
+        BackoffInput::Exponential { factor_permille, max_times, .. } => {
+            let max_ms = u128::from(timeout_ms) * u128::from(max_times);
+            if !(1000..=65_535).contains(&factor_permille)
+                || max_ms < u128::from(timeout_ms)
+                || max_ms > Config::MAX_TIMEOUT.as_millis()
+            {
+                return false;
+            }
+            let model = breaker_model::Backoff {
+                factor_permille: u32::from(factor_permille),
+                max_ms: max_ms as u64,
+                jitter: breaker_model::Jitter::None,
+                seed: 0,
+            };
+            // The model's count, stopped early where the limit is passed.
+            let base = |k| model.base_ms(timeout_ms, k);
+            if base(2) == base(1) {
+                0
+            } else {
+                let mut step = 2;
+                while base(step + 1) != base(step) && step <= 63 {
+                    step += 1;
+                }
+                if step > 63 {
+                    return false;
+                }
+                step
+            }
+        }
+    };
+    bits(limits.half_open_max()) + bits(success_threshold - 1) + bits(steps) <= 16
+}
+
 /// The `config` target's input.
 #[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Input {
     /// The config to try.
     pub config: ConfigInput,
+    /// The builder's options to try with it.
+    pub policy: PolicyInput,
 }
 
 /// Runs the `config` target's checks on one input.
@@ -133,6 +299,27 @@ pub fn config(input: &Input) {
             }
             (None, Err(err)) => assert_eq!(Err(err), config.validate(), "{name}({config:?})"),
             (expected, got) => panic!("{name}({config:?}) = {got:?}, validate gave {expected:?}"),
+        }
+    }
+    // The builder's options: accepted exactly when they fit, and then the
+    // breaker holds them.
+    if let Some(limits) = expected {
+        let policy = input.policy;
+        let timeout_ms = limits.timeout().as_millis() as u64;
+        let built = CoreBreaker::builder(config)
+            .success_threshold(policy.success_threshold())
+            .backoff(policy.backoff(timeout_ms))
+            .build();
+        let fits = policy_fits(&limits, &policy);
+        match built {
+            Ok(core) => {
+                assert!(fits, "the builder accepted {policy:?} with {limits:?}, which does not fit");
+                assert_eq!(core.limits().success_threshold(), policy.success_threshold().max(1));
+            }
+            Err(err) => {
+                assert!(!fits, "the builder refused {policy:?} with {limits:?}: {err}");
+                assert!(err.to_string().starts_with("invalid breaker config: "), "{err}");
+            }
         }
     }
     // The panicking constructors panic exactly on a refusal, with its message.

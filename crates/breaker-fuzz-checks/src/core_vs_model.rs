@@ -8,10 +8,10 @@
 use std::sync::{Arc, Mutex};
 
 use arbitrary::Arbitrary;
-use breaker_core::{CoreBreaker, Recorded, State, Ticket, Timestamp, Transition};
-use breaker_model::Model;
+use breaker_core::{CoreBreaker, Recorded, Ticket, Timestamp, Transition};
+use breaker_model::{Model, Phase, Refused};
 
-use crate::config::{ConfigInput, check_validation};
+use crate::config::{ConfigInput, PolicyInput, check_validation, policy_fits};
 use crate::time::Jump;
 use crate::{MAX_TICKET_AGE, Outcome, seen, stored};
 
@@ -63,6 +63,10 @@ pub enum Op {
     },
     /// `trip_at(now)`.
     Trip,
+    /// `trip_for_at(ms, now)`.
+    TripFor(u16),
+    /// `isolate_at(now)`.
+    Isolate,
     /// `reset_at(now)`.
     Reset,
     /// Moves time forward.
@@ -82,6 +86,9 @@ pub enum Op {
 pub struct Input {
     /// The config; a refused one is checked and ends the run.
     pub config: ConfigInput,
+    /// The builder's success threshold and backoff; a combination that does
+    /// not fit ends the run (the `config` target checks the refusal).
+    pub policy: PolicyInput,
     /// The time of the first operation.
     pub start: Start,
     /// The operations, in order.
@@ -125,11 +132,25 @@ pub fn core_vs_model(input: &Input) {
     let (clock, _mock) = breaker_core::quanta::Clock::mock();
     let heard = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&heard);
-    let built =
-        CoreBreaker::builder(config).clock(clock).on_transition(move |t| sink.lock().unwrap().push(t.clone())).build();
+    let Some(valid) = expected else {
+        assert_eq!(CoreBreaker::with_clock(config, clock).map(|_| ()), config.validate().map(|_| ()));
+        return;
+    };
+    if !policy_fits(&valid, &input.policy) {
+        return;
+    }
+    let timeout_ms = valid.timeout().as_millis() as u64;
+    let built = CoreBreaker::builder(config)
+        .clock(clock)
+        .success_threshold(input.policy.success_threshold())
+        .backoff(input.policy.backoff(timeout_ms))
+        .on_transition(move |t| sink.lock().unwrap().push(t.clone()))
+        .build();
     let core = match (expected, built) {
         (Some(limits), Ok(core)) => {
-            assert_eq!(core.limits(), limits, "CoreBreaker::with_clock({config:?})");
+            assert_eq!(core.limits().config(), limits.config(), "CoreBreaker::builder({config:?})");
+            let successes = input.policy.success_threshold().max(1);
+            assert_eq!(core.limits().success_threshold(), successes, "success threshold of {:?}", input.policy);
             core
         }
         (None, Err(err)) => {
@@ -141,7 +162,7 @@ pub fn core_vs_model(input: &Input) {
     let limits = core.limits();
     let timeout_ms = u64::try_from(limits.timeout().as_millis()).expect("validated timeouts fit in u64 ms");
     let mut run = Run {
-        model: Model::new(limits.threshold(), limits.half_open_max(), timeout_ms),
+        model: input.policy.model(&limits),
         threshold: limits.threshold(),
         half_open_max: limits.half_open_max(),
         timeout_ms,
@@ -164,18 +185,20 @@ impl Run {
         match op {
             Op::Acquire => match (self.core.acquire_at(at), self.model.acquire(self.now)) {
                 (Ok(real), Ok(model)) => self.tickets.push(Held { real, model, generation: self.model.generation() }),
-                (Err(rejected), Err(retry_after)) => {
+                (Err(rejected), Err(Refused::HeldOpen)) => {
+                    assert!(rejected.is_held_open(), "step {step} {op:?} at {}: {rejected:?} not held open", self.now);
+                    assert_eq!(rejected.retry_after(), breaker_core::Config::MAX_TIMEOUT);
+                }
+                (Err(rejected), Err(Refused::RetryAfter(retry_after))) => {
+                    assert!(!rejected.is_held_open(), "step {step} {op:?}: {rejected:?} held open");
                     assert_eq!(
                         rejected.retry_after().as_millis(),
                         u128::from(retry_after),
-                        "step {step} {op:?} at {}: retry_after",
-                        self.now
+                        "step {step} {op:?} at {}: retry_after ({:?})",
+                        self.now,
+                        self.model
                     );
-                    assert!(
-                        (1..=self.timeout_ms).contains(&retry_after),
-                        "step {step} {op:?}: retry after {retry_after} ms with a {} ms timeout",
-                        self.timeout_ms
-                    );
+                    assert!(retry_after >= 1, "step {step} {op:?}: a rejection with no time left");
                 }
                 (real, model) => {
                     panic!("step {step} {op:?} at {}: core {real:?}, model {model:?} ({:?})", self.now, self.model)
@@ -195,6 +218,14 @@ impl Run {
             Op::Trip => {
                 self.core.trip_at(at);
                 self.model.trip(self.now);
+            }
+            Op::TripFor(ms) => {
+                self.core.trip_for_at(std::time::Duration::from_millis(u64::from(ms)), at);
+                self.model.trip_for(self.now, u64::from(ms));
+            }
+            Op::Isolate => {
+                self.core.isolate_at(at);
+                self.model.isolate(self.now);
             }
             Op::Reset => {
                 self.core.reset_at(at);
@@ -228,7 +259,7 @@ impl Run {
             .model
             .take_changes()
             .into_iter()
-            .map(|c| (c.from, c.to, c.reason.as_str(), c.generation, self.now % STAMP_MODULUS))
+            .map(|c| (c.from, c.to, c.reason.as_str(), c.generation, self.now))
             .collect();
         assert_eq!(heard, changes, "step {step} {op:?} at {}: transitions reported", self.now);
         // Inside the documented generation limit: see MAX_TICKET_AGE.
@@ -240,18 +271,38 @@ impl Run {
     /// Everything that must hold between steps.
     fn check(&self, step: impl core::fmt::Display, op: Option<Op>) {
         let word = self.core.snapshot();
+        let limits = self.core.limits();
         let context = || format!("after step {step} {op:?} at {}: word {word:?}, model {:?}", self.now, self.model);
         assert_eq!(word.phase(), stored(&self.model), "stored phase {}", context());
-        assert_eq!(word.count(), self.model.count(), "count {}", context());
+        assert_eq!(word.held_open(), matches!(self.model.phase(), Phase::Isolated { .. }), "held open {}", context());
         assert_eq!(u64::from(word.epoch()), self.model.generation() % 256, "epoch {}", context());
-        assert_eq!(word.stamp(), self.last_transition.unwrap_or(0) % STAMP_MODULUS, "stamp {}", context());
-        match word.phase() {
-            State::Closed => assert!(word.count() < self.threshold, "closed count below threshold {}", context()),
-            State::HalfOpen => {
-                assert!(word.count() <= self.half_open_max, "half-open count within half_open_max {}", context())
+        // The count, by the layout the word's docs state.
+        let bits = |max: u32| u32::BITS - max.leading_zeros();
+        let (in_bits, ok_bits) = (bits(limits.half_open_max()), bits(limits.success_threshold() - 1));
+        let count = word.count();
+        let time = match self.model.phase() {
+            Phase::Closed { failures } => {
+                assert_eq!(count, failures, "failures {}", context());
+                assert!(count < self.threshold, "closed count below threshold {}", context());
+                self.last_transition.unwrap_or(0)
             }
-            State::Open => assert_eq!(word.count(), 0, "open count {}", context()),
-        }
+            Phase::Open { until, .. } => {
+                assert_eq!(count, self.model.streak(), "open streak {}", context());
+                until
+            }
+            Phase::Isolated { since } => {
+                assert_eq!(count, 0, "held open count {}", context());
+                since
+            }
+            Phase::HalfOpen { since, in_flight, successes } => {
+                assert_eq!(count & ((1 << in_bits) - 1), in_flight, "probes in flight {}", context());
+                assert_eq!((count >> in_bits) & ((1 << ok_bits) - 1), successes, "successes {}", context());
+                assert_eq!(count >> (in_bits + ok_bits), self.model.streak(), "half-open streak {}", context());
+                assert!(in_flight <= self.half_open_max, "half-open count within half_open_max {}", context());
+                since
+            }
+        };
+        assert_eq!(word.stamp(), time % STAMP_MODULUS, "time field {}", context());
         assert_eq!(
             seen(self.core.state_at(Timestamp::from_millis(self.now))),
             self.model.seen(self.now),

@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use arbitrary::Arbitrary;
 use breaker::quanta::Mock;
 use breaker::{Breaker, Counts, Error, OwnedPermit, Permit, PermitOf, Recorded, Rejected, Transition};
-use breaker_model::{Model, Seen};
+use breaker_model::{Model, Refused, Seen};
 
-use crate::config::{ConfigInput, check_validation};
+use crate::config::{ConfigInput, PolicyInput, check_validation, policy_fits};
 use crate::panics::{catch_deliberate, deliberate};
 use crate::time::Jump;
 use crate::{MAX_TICKET_AGE, Outcome, seen};
@@ -141,6 +141,10 @@ pub enum Op {
     },
     /// `trip()`.
     Trip,
+    /// `trip_for(ms)`.
+    TripFor(u16),
+    /// `isolate()`.
+    Isolate,
     /// `reset()`.
     Reset,
     /// Moves the mock clock forward.
@@ -152,6 +156,9 @@ pub enum Op {
 pub struct Input {
     /// The config; a refused one is checked and ends the run.
     pub config: ConfigInput,
+    /// The builder's success threshold and backoff; a combination that does
+    /// not fit ends the run (the `config` target checks the refusal).
+    pub policy: PolicyInput,
     /// The operations, in order.
     pub ops: Vec<Op>,
 }
@@ -168,8 +175,16 @@ pub fn facade_sequence(input: &Input) {
     let (clock, mock) = breaker::quanta::Clock::mock();
     let heard = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&heard);
+    if let Some(valid) = expected {
+        if !policy_fits(&valid, &input.policy) {
+            return;
+        }
+    }
+    let timeout_ms = expected.map_or(0, |valid| valid.timeout().as_millis() as u64);
     let built = Breaker::builder(config)
         .clock(clock)
+        .success_threshold(input.policy.success_threshold())
+        .backoff(input.policy.backoff(timeout_ms))
         .name("fuzzed")
         .on_transition(move |t| sink.lock().unwrap().push(t.clone()))
         .build();
@@ -187,11 +202,10 @@ pub fn facade_sequence(input: &Input) {
         }
     };
     let limits = config.validate().expect("checked above");
-    let timeout_ms = u64::try_from(limits.timeout().as_millis()).expect("validated timeouts fit in u64 ms");
     let mut run = Run {
         breaker: &breaker,
         mock,
-        model: Model::new(limits.threshold(), limits.half_open_max(), timeout_ms),
+        model: input.policy.model(&limits),
         timeout_ms,
         tally: Counts::default(),
         heard,
@@ -357,7 +371,7 @@ impl<'b> Run<'b> {
                     Err(retry_after) => {
                         assert_eq!(result, Some(Ok(3)), "the fallback's answer, {}", context(&self.model));
                         let rejected = fell_back.unwrap_or_else(|| panic!("no fallback, {}", context(&self.model)));
-                        check_rejected(rejected, retry_after, self.timeout_ms, &context(&self.model));
+                        check_rejected(rejected, retry_after, &context(&self.model));
                         assert!(!ran, "a rejected call ran, {}", context(&self.model));
                         self.tally.rejections += 1;
                     }
@@ -385,7 +399,7 @@ impl<'b> Run<'b> {
                         self.permits.push(HeldPermit { permit, ticket, generation: self.model.generation() })
                     }
                     (Err(retry_after), Err(rejected)) => {
-                        check_rejected(rejected, retry_after, self.timeout_ms, &context(&self.model));
+                        check_rejected(rejected, retry_after, &context(&self.model));
                         self.tally.rejections += 1;
                     }
                     (admitted, permit) => {
@@ -440,7 +454,7 @@ impl<'b> Run<'b> {
                     Some(Err(retry_after)) => {
                         match poll {
                             Some(Poll::Ready(Err(Error::Open(rejected)))) => {
-                                check_rejected(rejected, retry_after, self.timeout_ms, &context(&self.model))
+                                check_rejected(rejected, retry_after, &context(&self.model))
                             }
                             other => panic!("a rejected future polled to {other:?}, {}", context(&self.model)),
                         }
@@ -491,6 +505,14 @@ impl<'b> Run<'b> {
                 breaker.trip();
                 self.model.trip(now);
             }
+            Op::TripFor(ms) => {
+                breaker.trip_for(std::time::Duration::from_millis(u64::from(ms)));
+                self.model.trip_for(now, u64::from(ms));
+            }
+            Op::Isolate => {
+                breaker.isolate();
+                self.model.isolate(now);
+            }
             Op::Reset => {
                 breaker.reset();
                 self.model.reset();
@@ -508,7 +530,7 @@ impl<'b> Run<'b> {
     /// or a panic out of either.
     fn called(
         &mut self,
-        admitted: Result<breaker_model::Ticket, u64>,
+        admitted: Result<breaker_model::Ticket, Refused>,
         ran: bool,
         end: End,
         classify: Option<Outcome>,
@@ -520,9 +542,7 @@ impl<'b> Run<'b> {
             Err(retry_after) => {
                 assert!(!ran, "a rejected call ran, {}", context(&self.model));
                 match result {
-                    Some(Err(Error::Open(rejected))) => {
-                        check_rejected(rejected, retry_after, self.timeout_ms, &context(&self.model))
-                    }
+                    Some(Err(Error::Open(rejected))) => check_rejected(rejected, retry_after, &context(&self.model)),
                     other => panic!("a rejected call returned {other:?}, {}", context(&self.model)),
                 }
                 self.tally.rejections += 1;
@@ -594,10 +614,13 @@ impl<'b> Run<'b> {
     }
 }
 
-fn check_rejected(rejected: Rejected, retry_after: u64, timeout_ms: u64, context: &str) {
-    assert_eq!(rejected.retry_after().as_millis(), u128::from(retry_after), "retry_after, {context}");
-    assert!(
-        (1..=timeout_ms).contains(&retry_after),
-        "retry after {retry_after} ms, timeout {timeout_ms} ms, {context}"
-    );
+fn check_rejected(rejected: Rejected, refused: Refused, context: &str) {
+    match refused {
+        Refused::RetryAfter(retry_after) => {
+            assert!(!rejected.is_held_open(), "{rejected:?} held open, {context}");
+            assert_eq!(rejected.retry_after().as_millis(), u128::from(retry_after), "retry_after, {context}");
+            assert!(retry_after >= 1, "a rejection with no time left, {context}");
+        }
+        Refused::HeldOpen => assert!(rejected.is_held_open(), "{rejected:?} not held open, {context}"),
+    }
 }

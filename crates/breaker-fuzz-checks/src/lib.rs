@@ -132,7 +132,7 @@ pub(crate) const fn seen(state: breaker_core::State) -> breaker_model::Seen {
 pub(crate) fn stored(model: &breaker_model::Model) -> breaker_core::State {
     match model.phase() {
         breaker_model::Phase::Closed { .. } => breaker_core::State::Closed,
-        breaker_model::Phase::Open { .. } => breaker_core::State::Open,
+        breaker_model::Phase::Open { .. } | breaker_model::Phase::Isolated { .. } => breaker_core::State::Open,
         breaker_model::Phase::HalfOpen { .. } => breaker_core::State::HalfOpen,
     }
 }

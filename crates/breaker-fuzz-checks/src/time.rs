@@ -37,9 +37,9 @@ pub enum Jump {
     Seconds(u32),
     /// Any number of milliseconds, up to the top of `u64`.
     Huge(u64),
-    /// To `delta` ms from the current deadline, `since + timeout`, of an open
-    /// or half-open model (where the next acquire changes its answer), if
-    /// that is ahead; nowhere while closed.
+    /// To `delta` ms from the current deadline of an open or half-open model
+    /// (where the next acquire changes its answer), if that is ahead; nowhere
+    /// while closed or held open.
     Deadline(i8),
 }
 
@@ -75,21 +75,25 @@ impl Jump {
 }
 
 /// The latest time (ms) a driver may move to: unbounded while the model is
-/// closed; while it is open or half-open, its `since` (the time of the last
-/// transition) plus [`MAX_ELAPSED_MS`]. See the module docs for why.
+/// closed or held open (neither reads the time); while it is open or
+/// half-open, its `since` (the time of the last transition) plus
+/// [`MAX_ELAPSED_MS`]: an open deadline is at most [`Config::MAX_TIMEOUT`]
+/// after `since`, so the distance to it stays readable too. See the module
+/// docs for why.
 pub fn latest_ms(model: &Model) -> u64 {
     match model.phase() {
-        Phase::Closed { .. } => u64::MAX,
-        Phase::Open { since } | Phase::HalfOpen { since, .. } => since.saturating_add(MAX_ELAPSED_MS),
+        Phase::Closed { .. } | Phase::Isolated { .. } => u64::MAX,
+        Phase::Open { since, .. } | Phase::HalfOpen { since, .. } => since.saturating_add(MAX_ELAPSED_MS),
     }
 }
 
-/// `since + timeout + delta` of an open or half-open model.
-fn deadline(model: &Model, timeout_ms: u64, delta: i8) -> Option<u64> {
-    match model.phase() {
-        Phase::Closed { .. } => None,
-        Phase::Open { since } | Phase::HalfOpen { since, .. } => {
-            Some(since.saturating_add(timeout_ms).saturating_add_signed(i64::from(delta)))
-        }
-    }
+/// `delta` ms from the next deadline of an open model (its `until`) or a
+/// half-open one (`since` plus its lease).
+fn deadline(model: &Model, _timeout_ms: u64, delta: i8) -> Option<u64> {
+    let at = match model.phase() {
+        Phase::Closed { .. } | Phase::Isolated { .. } => return None,
+        Phase::Open { until, .. } => until,
+        Phase::HalfOpen { since, .. } => since.saturating_add(model.lease_ms()),
+    };
+    Some(at.saturating_add_signed(i64::from(delta)))
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use breaker_core::{Config, CoreBreaker, Outcome as CoreOutcome, Recorded, Timestamp};
-use breaker_fuzz_checks::config::{ConfigInput, Limit, Timeout};
+use breaker_fuzz_checks::config::{BackoffInput, ConfigInput, Limit, PolicyInput, Timeout};
 use breaker_fuzz_checks::core_vs_model::{self, Start};
 use breaker_fuzz_checks::facade_sequence::{self, End};
 use breaker_fuzz_checks::time::Jump;
@@ -57,6 +57,9 @@ fn saved_config_inputs_pass() {
     replay_dir("config");
 }
 
+/// The Go package's rules: one success closes, every open lasts the timeout.
+const GO_RULES: PolicyInput = PolicyInput { success_threshold: Limit::Small(1), backoff: BackoffInput::Fixed };
+
 fn config(threshold: u8, half_open_max: u8, timeout_ms: u8) -> ConfigInput {
     ConfigInput {
         threshold: Limit::Small(threshold),
@@ -83,7 +86,12 @@ fn core_hung_probes_are_replaced_and_report_stale() {
         Record { pick: 1, outcome: Outcome::Success },
         Peek(Jump::Huge(u64::MAX)),
     ];
-    core_vs_model::core_vs_model(&core_vs_model::Input { config: config(1, 1, 10), start: Start::Zero, ops });
+    core_vs_model::core_vs_model(&core_vs_model::Input {
+        policy: GO_RULES,
+        config: config(1, 1, 10),
+        start: Start::Zero,
+        ops,
+    });
 }
 
 #[test]
@@ -116,7 +124,7 @@ fn core_survives_stamp_wraps_and_jumps_to_the_documented_bound() {
         Start::BeforeWrap { wraps: 255, before: 0 },
         Start::Any(u64::MAX - 5),
     ] {
-        core_vs_model::core_vs_model(&core_vs_model::Input { config, start, ops: ops.clone() });
+        core_vs_model::core_vs_model(&core_vs_model::Input { policy: GO_RULES, config, start, ops: ops.clone() });
     }
 }
 
@@ -138,7 +146,12 @@ fn core_now_before_the_last_transition_is_no_time_elapsed() {
         Rewind(u16::MAX), // saturates at 0
         Acquire,
     ];
-    core_vs_model::core_vs_model(&core_vs_model::Input { config: config(1, 1, 10), start: Start::Zero, ops });
+    core_vs_model::core_vs_model(&core_vs_model::Input {
+        policy: GO_RULES,
+        config: config(1, 1, 10),
+        start: Start::Zero,
+        ops,
+    });
 }
 
 #[test]
@@ -152,7 +165,12 @@ fn core_drops_tickets_256_generations_old() {
         ops.extend([Trip, Reset]);
     }
     ops.push(Record { pick: 0, outcome: Outcome::Failure });
-    core_vs_model::core_vs_model(&core_vs_model::Input { config: config(1, 1, 10), start: Start::Zero, ops });
+    core_vs_model::core_vs_model(&core_vs_model::Input {
+        policy: GO_RULES,
+        config: config(1, 1, 10),
+        start: Start::Zero,
+        ops,
+    });
 }
 
 /// Why the driver needs [`breaker_fuzz_checks::MAX_TICKET_AGE`]: the
@@ -174,6 +192,7 @@ fn the_core_aliases_generations_after_256_transitions_in_one_millisecond() {
 #[test]
 fn core_refused_configs_end_the_run() {
     let input = core_vs_model::Input {
+        policy: GO_RULES,
         config: ConfigInput { threshold: Limit::Any(70_000), ..config(1, 1, 1) },
         start: Start::Zero,
         ops: vec![core_vs_model::Op::Acquire],
@@ -201,7 +220,7 @@ fn facade_panics_count_as_failures_and_drops_as_ignored() {
         CallWith { end: End::Panic, outcome: Outcome::Ignored }, // a panic is a failure whatever the classifier: opens
         CallWithFallback(End::Ok),                               // rejected: the fallback
     ];
-    facade_sequence::facade_sequence(&facade_sequence::Input { config: config(1, 1, 10), ops });
+    facade_sequence::facade_sequence(&facade_sequence::Input { policy: GO_RULES, config: config(1, 1, 10), ops });
 }
 
 /// A panic while a `call_async` future's inner future is polled counts as a
@@ -219,7 +238,7 @@ fn facade_a_panicking_future_counts_as_a_failure_at_the_panic() {
         Poll { pick: 0 }, // panics: the failure counts now, and opens the breaker (threshold 1)
         Cancel { pick: 0 },
     ];
-    facade_sequence::facade_sequence(&facade_sequence::Input { config: config(1, 1, 10), ops });
+    facade_sequence::facade_sequence(&facade_sequence::Input { policy: GO_RULES, config: config(1, 1, 10), ops });
 }
 
 #[test]
@@ -244,7 +263,7 @@ fn facade_stale_results_still_count() {
         CallWith { end: End::Panic, outcome: Outcome::Ignored }, // a panic is a failure
         Acquire { owned: false },                                // still held at the end: dropped as ignored
     ];
-    facade_sequence::facade_sequence(&facade_sequence::Input { config: config(3, 2, 0), ops });
+    facade_sequence::facade_sequence(&facade_sequence::Input { policy: GO_RULES, config: config(3, 2, 0), ops });
 }
 
 #[test]
@@ -266,6 +285,7 @@ fn config_extremes() {
         for half_open_max in limits {
             for timeout in timeouts {
                 breaker_fuzz_checks::config(&breaker_fuzz_checks::config::Input {
+                    policy: GO_RULES,
                     config: ConfigInput { threshold, half_open_max, timeout },
                 });
             }

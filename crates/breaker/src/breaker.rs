@@ -426,7 +426,8 @@ impl Breaker {
         self.core.name()
     }
 
-    /// Opens the breaker now. Calls in flight report stale results.
+    /// Opens the breaker now, as a failure would (with a backoff, for its
+    /// next step). Calls in flight report stale results.
     ///
     /// ```
     /// use breaker::{Breaker, Config, State};
@@ -441,7 +442,44 @@ impl Breaker {
         self.core.trip();
     }
 
-    /// Closes the breaker now with no failures. Calls in flight report stale
+    /// Opens the breaker now for `duration` (at most
+    /// [`Config::MAX_TIMEOUT`]), whatever the backoff says, keeping the
+    /// backoff streak: for a downstream that said when to come back (a 429
+    /// or 503 with `Retry-After`). Probing starts after it, as after any
+    /// open. A breaker held open by [`isolate`](Self::isolate) stays held.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config};
+    /// use std::time::Duration;
+    ///
+    /// let breaker = Breaker::new(Config::default());
+    /// breaker.trip_for(Duration::from_secs(120)); // Retry-After: 120
+    /// let rejected = breaker.call(|| Ok::<_, ()>(())).unwrap_err().rejected().unwrap();
+    /// assert!(rejected.retry_after() > Duration::from_secs(119));
+    /// ```
+    pub fn trip_for(&self, duration: core::time::Duration) {
+        self.core.trip_for(duration);
+    }
+
+    /// Holds the breaker open until [`reset`](Self::reset): nothing goes
+    /// through however long one waits, [`state`](Self::state) reads open, and
+    /// each rejection says [`Rejected::is_held_open`]. Trips do not lift it.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, State};
+    ///
+    /// let breaker = Breaker::new(Config::default());
+    /// breaker.isolate(); // maintenance
+    /// assert!(breaker.call(|| Ok::<_, ()>(())).unwrap_err().rejected().unwrap().is_held_open());
+    /// breaker.reset();
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// ```
+    pub fn isolate(&self) {
+        self.core.isolate();
+    }
+
+    /// Closes the breaker now with no failures and no backoff streak (and
+    /// lifts [`isolate`](Self::isolate)). Calls in flight report stale
     /// results.
     pub fn reset(&self) {
         self.core.reset();

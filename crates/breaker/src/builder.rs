@@ -3,7 +3,7 @@
 use core::fmt;
 use std::sync::Arc;
 
-use breaker_core::{Config, ConfigError, CoreBreaker, RecentClock, Transition, quanta};
+use breaker_core::{Backoff, Config, ConfigError, CoreBreaker, RecentClock, Transition, quanta};
 
 use crate::Breaker;
 
@@ -66,6 +66,38 @@ impl Builder {
     /// ```
     pub fn recent_clock(self, clock: RecentClock) -> Builder {
         Builder { core: self.core.recent_clock(clock), ..self }
+    }
+
+    /// How long consecutive opens last: [`Backoff::fixed`] (the default:
+    /// every open lasts the timeout) or [`Backoff::exponential`], spread by
+    /// a [`Jitter`](crate::Jitter) if asked. See
+    /// [`breaker_core::Builder::backoff`] for the schedule and the hung-probe
+    /// lease.
+    ///
+    /// ```
+    /// use breaker::{Backoff, Breaker, Config, Jitter};
+    /// use std::time::Duration;
+    ///
+    /// let (clock, mock) = breaker::quanta::Clock::mock();
+    /// let config = Config { threshold: 1, timeout: Duration::from_secs(1), half_open_max: 1 };
+    /// let breaker = Breaker::builder(config)
+    ///     .clock(clock)
+    ///     .backoff(Backoff::exponential(2.0, Duration::from_secs(60)).jitter(Jitter::Full))
+    ///     .build()?;
+    /// let _ = breaker.call(|| Err::<(), _>("down"));
+    /// let wait = breaker.call(|| Ok::<_, &str>(())).unwrap_err().rejected().unwrap().retry_after();
+    /// assert!(wait >= Duration::from_millis(1) && wait <= Duration::from_secs(1));
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn backoff(self, backoff: Backoff) -> Builder {
+        Builder { core: self.core.backoff(backoff), ..self }
+    }
+
+    /// Probe successes of one half-open round needed to close (default 1;
+    /// 0 means the default); any probe failure reopens first. See
+    /// [`breaker_core::Builder::success_threshold`].
+    pub fn success_threshold(self, successes: u32) -> Builder {
+        Builder { core: self.core.success_threshold(successes), ..self }
     }
 
     /// Names the breaker for logs and metrics: [`Breaker::name`], `Debug`,

@@ -140,7 +140,8 @@ pub use error::Error;
 pub use permit::{OwnedPermit, Permit, PermitOf};
 
 pub use breaker_core::{
-    Config, ConfigError, CoreBreaker, Outcome, Reason, RecentClock, Recorded, Rejected, State, Timestamp, Transition,
+    Backoff, Config, ConfigError, CoreBreaker, Jitter, Outcome, Reason, RecentClock, Recorded, Rejected, State,
+    Timestamp, Transition,
 };
 
 /// The clock crate the breaker runs on, re-exported so that
