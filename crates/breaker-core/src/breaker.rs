@@ -154,13 +154,17 @@ impl CoreBreaker {
     /// not closed.
     ///
     /// A closed breaker admits with one load. An open one rejects until its
-    /// timeout has passed, then the first acquire moves it to half-open and is
-    /// the first probe. A half-open one admits up to `half_open_max` probes at
-    /// once; when every slot is held and the round of probing started a whole
-    /// timeout ago, the next acquire starts a fresh round and the old probes go
-    /// stale. The timer runs from the start of the round, not from each
-    /// probe's admission: a probe let into a slot that an ignored probe freed
-    /// late in the round can be replaced after less than a full timeout.
+    /// deadline (the timeout, or the backoff's current step, or a
+    /// [`trip_for`](Self::trip_for)'s duration, after it opened), then the
+    /// first acquire moves it to half-open and is the first probe. A
+    /// half-open one admits up to `half_open_max` probes at once; when every
+    /// slot is held and the round of probing started a whole lease ago (the
+    /// timeout, or the backoff's current step before jitter), the next
+    /// acquire starts a fresh round and the old probes go stale. The lease
+    /// runs from the start of the round, not from each probe's admission: a
+    /// probe let into a slot that an ignored probe freed late in the round
+    /// can be replaced after less than a full lease. A breaker held open by
+    /// [`isolate`](Self::isolate) rejects every call until a reset.
     #[inline]
     pub fn acquire(&self) -> Result<Ticket, Rejected> {
         let word = self.parts.cell.load();
@@ -250,7 +254,7 @@ impl CoreBreaker {
     /// Counts and reports a change one of this breaker's CASes made.
     #[cold]
     fn report(&self, change: Change) {
-        if change.reason.is_some() && change.to.phase() == State::Open {
+        if change.reason.is_some() && change.to.phase() == State::Open && change.from.phase() != State::Open {
             self.parts.opens.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(observer) = &self.parts.observer {
@@ -352,7 +356,7 @@ impl CoreBreaker {
     }
 
     /// The state as callers see it, without changing anything: an open
-    /// breaker whose timeout has passed reports [`State::HalfOpen`] although
+    /// breaker whose deadline has passed reports [`State::HalfOpen`] although
     /// it moves there only at the next acquire. Reads the clock only if the
     /// breaker is open.
     #[inline]
@@ -409,8 +413,8 @@ impl CoreBreaker {
     }
 
     /// How many times the breaker has changed state into open (a threshold
-    /// reached, a probe failed, a trip of a breaker that was not open) since
-    /// it was created. Kept whether or not anyone listens.
+    /// reached, a probe failed, a trip or an isolation of a breaker that was
+    /// not open) since it was created. Kept whether or not anyone listens.
     ///
     /// ```
     /// use breaker_core::{Config, CoreBreaker};

@@ -32,8 +32,9 @@ pub struct Config {
     pub threshold: u32,
     /// How long an open breaker rejects calls before it lets a probe through
     /// (default 30 s, at most [`Config::MAX_TIMEOUT`], rounded up to whole
-    /// milliseconds). Also how long a half-open breaker waits for a probe
-    /// that never reports before it starts over with fresh probes.
+    /// milliseconds), and the first step of a backoff. Also how long a
+    /// half-open breaker waits for a probe that never reports before it
+    /// starts over with fresh probes (with a backoff, the current step).
     ///
     /// It fires within a millisecond of its value either way: the time of
     /// the transition and the clock are both whole milliseconds rounded

@@ -573,7 +573,8 @@ impl<'b> Run<'b> {
         assert!(current - generation <= 2, "step {step} {op:?} made {} transitions", current - generation);
         let changes: Vec<_> =
             self.model.take_changes().into_iter().map(|c| (c.from, c.to, c.reason.as_str(), c.generation)).collect();
-        self.tally.opens += changes.iter().filter(|(_, to, ..)| *to == Seen::Open).count() as u64;
+        self.tally.opens +=
+            changes.iter().filter(|(from, to, ..)| *from != Seen::Open && *to == Seen::Open).count() as u64;
         let heard: Vec<_> = self
             .heard
             .lock()

@@ -16,9 +16,13 @@
 //! breaker's counts and state (`breaker::prometheus::BreakerCollector`); at
 //! the end the gateway scrapes it once and prints what it got.
 //!
+//! With `--backoff 2` each open in a row lasts twice the one before (up to 8
+//! times `--open-for`), and the summary lists how long each open lasted.
+//!
 //! ```sh
 //! cargo run --release --example gateway --features http,prometheus
 //! cargo run --release --example gateway --features http,prometheus -- --outage reset --plot outage.svg
+//! cargo run --release --example gateway --features http,prometheus -- --backoff 2 --outage-for 6 --recovery 4
 //! ```
 
 use std::net::SocketAddr;
@@ -28,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use breaker::prometheus::BreakerCollector;
 use breaker::tower::{CircuitBreakerLayer, ServerErrorsAsFailures};
-use breaker::{Breaker, Config, State};
+use breaker::{Backoff, Breaker, Config, Jitter, Reason, State};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
@@ -53,6 +57,9 @@ usage: gateway [options]
   --interval MS       length of one line of the timeline            (default 250)
   --threshold N       consecutive failures that open the breaker    (default 5)
   --open-for MS       how long the breaker stays open               (default 500)
+  --backoff FACTOR    each open in a row lasts FACTOR times the one before,
+                      up to 8 x --open-for (default: every open the same)
+  --jitter KIND       spread each open: none, full or equal          (default none)
   --plot FILE.svg     also draw both latency timelines and the breaker's state
   --help              this text";
 
@@ -73,7 +80,20 @@ struct Options {
     client_timeout: Duration,
     interval: Duration,
     config: Config,
+    backoff_factor: Option<f64>,
+    jitter: Jitter,
     plot: Option<String>,
+}
+
+impl Options {
+    /// The breaker these options describe (without its listener).
+    fn builder(&self) -> breaker::Builder {
+        let backoff = match self.backoff_factor {
+            Some(factor) => Backoff::exponential(factor, 8 * self.config.timeout),
+            None => Backoff::fixed(),
+        };
+        Breaker::builder(self.config).name("upstream").backoff(backoff.jitter(self.jitter))
+    }
 }
 
 impl Default for Options {
@@ -88,6 +108,8 @@ impl Default for Options {
             client_timeout: Duration::from_millis(250),
             interval: Duration::from_millis(250),
             config: Config { threshold: 5, timeout: Duration::from_millis(500), half_open_max: 1 },
+            backoff_factor: None,
+            jitter: Jitter::None,
             plot: None,
         }
     }
@@ -100,7 +122,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         if flag == "--help" {
             return Err(String::new());
         }
-        const FLAGS: [&str; 12] = [
+        const FLAGS: [&str; 14] = [
             "--rate",
             "--healthy",
             "--outage-for",
@@ -111,6 +133,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--interval",
             "--threshold",
             "--open-for",
+            "--backoff",
+            "--jitter",
             "--plot",
             "--help",
         ];
@@ -144,6 +168,15 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--interval" => options.interval = millis("--interval")?,
             "--threshold" => options.config.threshold = number("--threshold")? as u32,
             "--open-for" => options.config.timeout = millis("--open-for")?,
+            "--backoff" => options.backoff_factor = Some(number("--backoff")?),
+            "--jitter" => {
+                options.jitter = match value.as_str() {
+                    "none" => Jitter::None,
+                    "full" => Jitter::Full,
+                    "equal" => Jitter::Equal,
+                    other => return Err(format!("--jitter: {other:?} is not none, full or equal")),
+                }
+            }
             "--plot" => options.plot = Some(value.clone()),
             other => return Err(format!("unknown option {other}")),
         }
@@ -154,7 +187,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     if options.healthy + options.outage_for + options.recovery > Duration::from_secs(60) {
         return Err("the run is capped at 60 seconds".into());
     }
-    options.config.validate().map_err(|err| err.to_string())?;
+    options.builder().build().map_err(|err| err.to_string())?;
     Ok(options)
 }
 
@@ -313,6 +346,8 @@ struct Ran {
     without: Vec<Interval>,
     breaker: Arc<Breaker>,
     metrics: String,
+    /// Each transition: when, into which state, why.
+    transitions: Vec<(Duration, State, Reason)>,
 }
 
 async fn run(options: Options) -> Ran {
@@ -321,13 +356,19 @@ async fn run(options: Options) -> Ran {
     let intervals = (total.as_secs_f64() / options.interval.as_secs_f64()).ceil() as usize;
     let (guarded_addr, bare_addr) = (upstream(&options, start).await, upstream(&options, start).await);
 
+    let opens = Arc::new(Mutex::new(Vec::new()));
+    let opened = Arc::clone(&opens);
     let breaker = Arc::new(
-        Breaker::builder(options.config)
-            .name("upstream")
+        options
+            .builder()
             // Called on the thread whose call made the transition: one line, no more.
-            .on_transition(move |t| println!("[{:6.3} s] transition: {t}", start.elapsed().as_secs_f64()))
+            .on_transition(move |t| {
+                let at = start.elapsed();
+                println!("[{:6.3} s] transition: {t}", at.as_secs_f64());
+                opened.lock().unwrap().push((at, t.to(), t.reason()));
+            })
             .build()
-            .expect("a valid config"),
+            .expect("options checked when parsed"),
     );
     let collector = BreakerCollector::new();
     collector.register(&breaker).expect("a named breaker");
@@ -370,7 +411,18 @@ async fn run(options: Options) -> Ran {
     let metrics = scrape(&client, metrics_addr).await;
     let with = with.lock().unwrap().clone();
     let without = without.lock().unwrap().clone();
-    Ran { with, without, breaker, metrics }
+    let transitions = opens.lock().unwrap().clone();
+    Ran { with, without, breaker, metrics, transitions }
+}
+
+/// How long each open lasted: from a change into open to the next change
+/// (the first probe, or a reset). With a backoff they grow.
+fn open_periods(transitions: &[(Duration, State, Reason)]) -> Vec<Duration> {
+    transitions
+        .windows(2)
+        .filter(|pair| pair[0].1 == State::Open)
+        .map(|pair| pair[1].0.saturating_sub(pair[0].0))
+        .collect()
 }
 
 /// A latency for the table: microseconds below a millisecond, milliseconds above.
@@ -540,10 +592,12 @@ fn main() -> ExitCode {
     };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
-    let Ran { with, without, breaker, metrics } = runtime.block_on(run(options.clone()));
+    let Ran { with, without, breaker, metrics, transitions } = runtime.block_on(run(options.clone()));
     println!();
     print(&options, &with, &without);
     let matches = summary(&with, &without, &breaker);
+    let periods: Vec<String> = open_periods(&transitions).iter().map(|d| format!("{} ms", d.as_millis())).collect();
+    println!("  open periods:        {} (until the first probe after each)", periods.join(", "));
     println!();
     println!("GET /metrics after the run:");
     print!("{metrics}");

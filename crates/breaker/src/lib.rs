@@ -39,6 +39,15 @@
 //! through, while the hung one may still be running); [`Breaker::state`] has no side effects; a panic in the wrapped
 //! call counts as a failure.
 //!
+//! # Beyond the Go package
+//!
+//! Off by default, on the [`Builder`]: [`Builder::backoff`] (each open in a
+//! row longer, up to a cap, spread by [`Jitter`]), [`Builder::success_threshold`]
+//! (several probe successes of one round to close); and on the breaker,
+//! [`Breaker::trip_for`] (open for a `Retry-After`) and [`Breaker::isolate`]
+//! (held open until [`Breaker::reset`]). Each lives in the core's state word
+//! and changes with the transition it belongs to.
+//!
 //! # Cost
 //!
 //! A closed breaker admits a call with one atomic load and counts it in a

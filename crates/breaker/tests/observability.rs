@@ -74,6 +74,26 @@ fn a_panicking_listener_leaves_state_counts_and_the_callers_result_right() {
 }
 
 #[test]
+fn isolation_and_a_timed_trip_are_reported() {
+    let (b, mock, log) = observed();
+    b.trip_for(Duration::from_secs(120));
+    b.isolate();
+    mock.increment(Duration::from_secs(3_600));
+    assert!(fail(&b).unwrap_err().rejected().unwrap().is_held_open());
+    b.reset();
+    let heard: Vec<_> = log.lock().unwrap().iter().map(|t| (t.from(), t.to(), t.reason())).collect();
+    assert_eq!(
+        heard,
+        [
+            (State::Closed, State::Open, Reason::Tripped),
+            (State::Open, State::Open, Reason::Isolated),
+            (State::Open, State::Closed, Reason::Reset),
+        ]
+    );
+    assert_eq!(b.counts().opens, 1, "isolating an open breaker is not another opening");
+}
+
+#[test]
 fn name_and_debug() {
     let (b, _mock, _log) = observed();
     assert_eq!(b.name(), "db");
