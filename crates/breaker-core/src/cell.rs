@@ -119,8 +119,7 @@ impl StateCell {
             let published = if renews { self.published.load(Ordering::Acquire) } else { 0 };
             match self.word.compare_exchange_weak(current.bits(), next.bits(), Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) if renews => {
-                    let lag = current.epoch().wrapping_sub(published as u8);
-                    let sequence = published + u64::from(lag) + 1;
+                    let sequence = number(published, current.epoch());
                     self.published.fetch_max(sequence, Ordering::Release);
                     report(Change { from: current, to: next, reason, at, sequence });
                     return decision;
@@ -129,5 +128,28 @@ impl StateCell {
                 Err(actual) => current = StateWord::from_bits(actual),
             }
         }
+    }
+}
+
+/// The number of the transition that replaced a word of epoch `epoch`, given
+/// the published count `published` read before the CAS: the count the epoch
+/// is the low byte of, found from `published` by the epoch's lead over its
+/// low byte, plus one.
+const fn number(published: u64, epoch: u8) -> u64 {
+    published + epoch.wrapping_sub(published as u8) as u64 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number;
+
+    #[test]
+    fn a_transition_is_numbered_from_the_published_count_and_the_epoch() {
+        assert_eq!(number(0, 0), 1, "the first transition");
+        assert_eq!(number(41, 41), 42, "nothing unpublished");
+        assert_eq!(number(41, 42), 43, "one transition not yet published");
+        assert_eq!(number(41, 44), 45, "three");
+        assert_eq!(number(255, 1), 258, "across the epoch's wrap");
+        assert_eq!(number(1_000, 1_000u64 as u8), 1_001);
     }
 }

@@ -57,10 +57,11 @@ impl Config {
     pub const MAX_THRESHOLD: u32 = word::COUNT_MAX as u32;
     /// The largest probe limit the state word's count field holds (65 535).
     pub const MAX_HALF_OPEN: u32 = word::COUNT_MAX as u32;
-    /// The largest success threshold (65 535). Combined with `half_open_max`
-    /// and the backoff, it must also fit the half-open count: see
+    /// The largest success threshold: 32 768, whose 32 767 successes so far
+    /// fill 15 bits of the half-open count beside one probe slot. Combined
+    /// with a larger `half_open_max` or a backoff it must be smaller: see
     /// [`ConfigError::HalfOpenCount`].
-    pub const MAX_SUCCESS_THRESHOLD: u32 = word::COUNT_MAX as u32;
+    pub const MAX_SUCCESS_THRESHOLD: u32 = 1 << (word::COUNT_BITS - 1);
     /// The longest timeout: 2^36 milliseconds, about 2.18 years.
     ///
     /// The state word measures up to 2^37 - 1 ms since the last transition;

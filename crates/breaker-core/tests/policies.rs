@@ -210,7 +210,9 @@ fn policies_that_do_not_fit_are_refused_naming_field_value_and_limit() {
     let err = build(Backoff::exponential(1.001, Config::MAX_TIMEOUT), 1, 1).unwrap_err();
     assert!(err.to_string().contains("takes more than 63 steps"), "{err}");
     let err = build(Backoff::fixed(), 70_000, 1).unwrap_err();
-    assert_eq!(err.to_string(), "invalid breaker config: success_threshold = 70000 exceeds the limit 65535");
+    assert_eq!(err.to_string(), "invalid breaker config: success_threshold = 70000 exceeds the limit 32768");
+    assert!(build(Backoff::fixed(), 32_768, 1).is_ok(), "32 767 successes so far and one slot fill 16 bits");
+    assert_eq!(build(Backoff::fixed(), 32_769, 1), Err(ConfigError::SuccessThreshold { value: 32_769 }));
     // 4095 probes (12 bits) and 16 successes (4 bits) fill the count; a backoff does not fit beside them.
     assert!(build(Backoff::fixed(), 16, 4_095).is_ok());
     let err = build(Backoff::exponential(2.0, Duration::from_secs(8)), 16, 4_095).unwrap_err();
@@ -218,4 +220,39 @@ fn policies_that_do_not_fit_are_refused_naming_field_value_and_limit() {
     assert!(err.to_string().contains("need 19 bits of the half-open count, over the limit 16"), "{err}");
     // A few thousand probes with a realistic backoff and one success still fit.
     assert!(build(Backoff::exponential(2.0, Duration::from_secs(60)), 1, 2_000).is_ok());
+    // 17 doubling steps (5 bits) beside 2 047 probes (11 bits) fit; beside 4 095 (12) they do not.
+    let seventeen_steps = Backoff::exponential(2.0, Duration::from_secs(1 << 16));
+    assert!(build(seventeen_steps, 1, 2_047).is_ok());
+    let err = build(seventeen_steps, 1, 4_095).unwrap_err();
+    assert_eq!(err, ConfigError::HalfOpenCount { half_open_max: 4_095, success_threshold: 1, backoff_steps: 17 });
+}
+
+#[test]
+fn a_backoff_may_take_63_steps_to_its_cap_and_no_more() {
+    let config = Config { timeout: Duration::from_millis(1), ..Config::default() };
+    let build =
+        |max_ms| CoreBreaker::builder(config).backoff(Backoff::exponential(1.1, Duration::from_millis(max_ms))).build();
+    // With a factor of 1.1 from 1 ms, d(63) = 2 277 ms and d(64) = 2 505 ms.
+    assert!(build(2_277).is_ok());
+    let err = build(2_505).unwrap_err();
+    assert!(matches!(err, ConfigError::BackoffSteps { .. }), "{err:?}");
+    assert_eq!(err.field(), "backoff.factor");
+}
+
+#[test]
+fn breakers_without_a_seed_spread_their_opens_differently() {
+    let opens = || {
+        let (clock, mock) = Clock::mock();
+        let config = Config { threshold: 1, timeout: SECOND, half_open_max: 1 };
+        let b =
+            CoreBreaker::builder(config).clock(clock).backoff(Backoff::fixed().jitter(Jitter::Full)).build().unwrap();
+        (0..20).map(|_| fail_and_wait(&b, &mock)).collect::<Vec<_>>()
+    };
+    assert_ne!(opens(), opens(), "each breaker draws its own seed");
+}
+
+#[test]
+fn jitter_kinds_have_names() {
+    let names: Vec<String> = [Jitter::None, Jitter::Full, Jitter::Equal].iter().map(ToString::to_string).collect();
+    assert_eq!(names, ["none", "full", "equal"]);
 }

@@ -57,7 +57,8 @@ use crate::{Breaker, Counts, State};
 ///
 /// It holds `Arc`-shared breakers weakly: a breaker dropped everywhere else
 /// leaves the scrape (and its name becomes free again); the collector lets go
-/// of its memory at the next scrape or registration.
+/// of its memory (the `Arc`'s allocation, which a weak reference keeps) at
+/// the next registration.
 #[derive(Clone, Default)]
 pub struct BreakerCollector {
     breakers: Arc<RwLock<Vec<Registered>>>,
@@ -143,21 +144,12 @@ impl BreakerCollector {
     }
 
     /// The live registered breakers' names, counts and states, read now.
-    /// Entries of dropped breakers are removed on the way, so their memory
-    /// goes back at the next scrape.
     fn read(&self) -> Vec<(String, Counts, State)> {
         let breakers = self.breakers.read().unwrap_or_else(PoisonError::into_inner);
-        let read: Vec<_> = breakers
+        breakers
             .iter()
             .filter_map(|registered| registered.with(|b| (b.name().to_string(), b.counts(), b.state())))
-            .collect();
-        let dropped = read.len() < breakers.len();
-        drop(breakers);
-        if dropped {
-            let mut breakers = self.breakers.write().unwrap_or_else(PoisonError::into_inner);
-            breakers.retain(|registered| registered.with(|_| ()).is_some());
-        }
-        read
+            .collect()
     }
 }
 

@@ -576,3 +576,42 @@ fn a_panicking_classifier_counts_as_ignored_and_frees_the_probe_slot() {
     probe.success();
     assert_eq!(b.state(), State::Closed);
 }
+
+#[test]
+fn the_builder_passes_backoff_and_success_threshold_to_the_core() {
+    let (clock, mock) = Clock::mock();
+    let config = Config { threshold: 1, timeout: Duration::from_secs(1), half_open_max: 1 };
+    let b = Breaker::builder(config)
+        .clock(clock)
+        .backoff(breaker::Backoff::exponential(3.0, Duration::from_secs(60)))
+        .success_threshold(2)
+        .build()
+        .unwrap();
+    fail(&b);
+    let retry = |b: &Breaker| b.call(|| Ok::<_, ()>(())).unwrap_err().rejected().unwrap().retry_after();
+    assert_eq!(retry(&b), Duration::from_secs(1));
+    mock.increment(Duration::from_secs(1));
+    fail(&b); // the probe fails: the second open lasts 3 s
+    assert_eq!(retry(&b), Duration::from_secs(3));
+    mock.increment(Duration::from_secs(3));
+    succeed(&b);
+    assert_eq!(b.state(), State::HalfOpen, "one success of two");
+    succeed(&b);
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn trip_for_and_isolate_through_the_facade() {
+    let (b, mock) = breaker(5, 1, 1_000);
+    b.trip_for(Duration::from_secs(120));
+    let rejected = b.call(|| Ok::<_, ()>(())).unwrap_err().rejected().unwrap();
+    assert_eq!((rejected.retry_after(), rejected.is_held_open()), (Duration::from_secs(120), false));
+    b.isolate();
+    mock.increment(Duration::from_secs(1_000));
+    let rejected = b.call(|| Ok::<_, ()>(())).unwrap_err().rejected().unwrap();
+    assert!(rejected.is_held_open());
+    assert_eq!(b.state(), State::Open);
+    b.reset();
+    succeed(&b);
+    assert_eq!(counts(&b), (1, 0, 2));
+}
