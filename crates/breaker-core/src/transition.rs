@@ -140,34 +140,57 @@ pub(crate) fn acquire(
     policy: Policy<'_>,
     now: &mut impl FnMut() -> Timestamp,
 ) -> Step<Result<Ticket, Rejected>> {
-    let limits = policy.limits;
+    // Two arms and a default, not a four-way match: LLVM compiles four cases
+    // to a jump table, whose indirect jump the open rejection (the path an
+    // outage runs at full rate) would pay on every call.
     match word.stored() {
-        Stored::Closed => admit(word),
         Stored::Open => {
             let now = now();
             match word.until(now) {
-                0 => start_round(word, word.count(), limits, now, Reason::TimeoutElapsed),
+                0 => start_round(word, word.count(), policy.limits, now, Reason::TimeoutElapsed),
                 left => Step::to(word, Err(Rejected::after_ticks(left))),
             }
         }
-        Stored::HalfOpen => {
-            let probes = Probes::of(word, limits);
-            if probes.in_flight < limits.half_open_max() {
-                let next = Probes { in_flight: probes.in_flight + 1, ..probes };
-                return admit(word.with_count(next.packed(limits)));
-            }
-            // Every slot is held: starting over after a lease is what keeps
-            // a probe that never reports from wedging the breaker.
-            let now = now();
-            let lease = policy.schedule().base_ticks(limits.timeout_ticks, probes.streak);
-            let elapsed = word.elapsed(now);
-            if elapsed >= lease {
-                start_round(word, probes.streak, limits, now, Reason::ProbesReplaced)
-            } else {
-                Step::to(word, Err(Rejected::after_ticks(lease - elapsed)))
-            }
-        }
-        Stored::Isolated => Step::to(word, Err(Rejected::held_open())),
+        Stored::Closed => admit(word),
+        _ => acquire_probe_or_held(word, policy, now),
+    }
+}
+
+/// [`acquire`] on a half-open or held-open word.
+#[inline]
+fn acquire_probe_or_held(
+    word: StateWord,
+    policy: Policy<'_>,
+    now: &mut impl FnMut() -> Timestamp,
+) -> Step<Result<Ticket, Rejected>> {
+    let limits = policy.limits;
+    if word.stored() == Stored::Isolated {
+        return Step::to(word, Err(Rejected::held_open()));
+    }
+    let probes = Probes::of(word, limits);
+    if probes.in_flight < limits.half_open_max() {
+        let next = Probes { in_flight: probes.in_flight + 1, ..probes };
+        return admit(word.with_count(next.packed(limits)));
+    }
+    replace_round_or_reject(word, probes, policy, now())
+}
+
+/// A full half-open round: every slot is held. Starting over after a lease
+/// is what keeps a probe that never reports from wedging the breaker.
+#[cold]
+#[inline(never)]
+fn replace_round_or_reject(
+    word: StateWord,
+    probes: Probes,
+    policy: Policy<'_>,
+    now: Timestamp,
+) -> Step<Result<Ticket, Rejected>> {
+    let lease = policy.schedule().base_ticks(policy.limits.timeout_ticks, probes.streak);
+    let elapsed = word.elapsed(now);
+    if elapsed >= lease {
+        start_round(word, probes.streak, policy.limits, now, Reason::ProbesReplaced)
+    } else {
+        Step::to(word, Err(Rejected::after_ticks(lease - elapsed)))
     }
 }
 
