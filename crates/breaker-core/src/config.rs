@@ -64,11 +64,12 @@ impl Config {
     pub const MAX_SUCCESS_THRESHOLD: u32 = 1 << (word::COUNT_BITS - 1);
     /// The longest timeout: 2^36 milliseconds, about 2.18 years.
     ///
-    /// The state word measures up to 2^37 - 1 ms since the last transition;
-    /// past that, elapsed time reads as zero again. Capping the timeout at
-    /// half of that leaves an open breaker at least a timeout's length of
-    /// time (from `timeout` to 2^37 ms after it opened) in which a call
-    /// finds the timeout passed, however long the timeout.
+    /// The state word reads distances up to 2^37 ms either side of its time
+    /// field: an open breaker's deadline is read as passed from the deadline
+    /// to 2^37 ms after it, and a deadline at most 2^36 ms ahead (this cap,
+    /// which backoff caps and `trip_for` share) is always read as ahead. A
+    /// half-open round's lease is measured as elapsed time since the round
+    /// started, exact up to 2^37 - 1 ms, so twice the longest lease.
     pub const MAX_TIMEOUT: Duration = Duration::from_millis(word::MAX_TIMEOUT_TICKS);
 
     /// Checks that every field fits the state word and resolves zero fields to
@@ -283,7 +284,7 @@ impl ConfigError {
             ConfigError::SuccessThreshold { .. } => "success_threshold",
             ConfigError::BackoffFactor { .. } | ConfigError::BackoffSteps { .. } => "backoff.factor",
             ConfigError::BackoffMax { .. } => "backoff.max",
-            ConfigError::HalfOpenCount { .. } => "half_open_max",
+            ConfigError::HalfOpenCount { .. } => "half_open_max + success_threshold + backoff",
         }
     }
 }

@@ -14,8 +14,9 @@ use crate::word::StateWord;
 /// (reporting one ticket twice counts twice: the breaker cannot tell); a ticket
 /// from before a transition is *stale* and changes nothing. A ticket that is
 /// never handed back holds nothing in a closed breaker; in a half-open one it
-/// holds a probe slot until the timeout, after which the breaker starts over
-/// with fresh probes.
+/// holds a probe slot until the round's lease (the timeout, or the backoff's
+/// current step) has passed, after which the breaker starts over with fresh
+/// probes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[must_use = "a ticket should be handed back with the call's outcome"]
 pub struct Ticket {

@@ -19,7 +19,7 @@
 //! | closed    | acquire                            | unchanged                                  | admitted |        |
 //! | closed    | success                            | count = 0                                  | applied  |        |
 //! | closed    | failure, count + 1 < threshold     | count + 1                                  | applied  |        |
-//! | closed    | failure, count + 1 = threshold     | open until now + open(1), streak 1         | applied  | threshold reached |
+//! | closed    | failure, count + 1 = threshold     | open until now + open(k'), streak k' (0 + 1, saturated) | applied  | threshold reached |
 //! | closed    | ignored                            | unchanged                                  | applied  |        |
 //! | open      | acquire, before the deadline       | unchanged                                  | rejected (until the deadline) | |
 //! | open      | acquire, at or after the deadline  | half-open at now, (1, 0, streak)           | admitted | timeout elapsed |

@@ -28,11 +28,10 @@ const STAMP_MAX: u64 = (1 << STAMP_BITS) - 1;
 /// are read as `now` preceding the stamp.
 pub(crate) const MAX_ELAPSED_TICKS: u64 = (1 << (STAMP_BITS - 1)) - 1;
 
-/// The longest timeout: half the elapsed times the stamp measures. A breaker
-/// reads as past its timeout for elapsed times `timeout..=MAX_ELAPSED_TICKS`,
-/// and only then as zero elapsed again; this cap makes that window at least
-/// as long as the timeout itself, so a breaker nobody calls for a while after
-/// its timeout still finds it passed.
+/// The longest timeout, backoff cap and `trip_for`: half the distances the
+/// time field measures. A deadline at most this far ahead is always read as
+/// ahead, and once passed it reads as passed for 2^37 ticks; a lease this
+/// long is measured exactly from the start of its round.
 pub(crate) const MAX_TIMEOUT_TICKS: u64 = 1 << (STAMP_BITS - 2);
 
 const GENERATION_MASK: u64 = !COUNT_MASK;

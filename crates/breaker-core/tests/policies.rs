@@ -256,3 +256,31 @@ fn jitter_kinds_have_names() {
     let names: Vec<String> = [Jitter::None, Jitter::Full, Jitter::Equal].iter().map(ToString::to_string).collect();
     assert_eq!(names, ["none", "full", "equal"]);
 }
+
+#[test]
+fn replacing_hung_probes_discards_the_rounds_successes() {
+    let (clock, mock) = Clock::mock();
+    let config = Config { threshold: 1, timeout: SECOND, half_open_max: 2 };
+    let b = CoreBreaker::builder(config).clock(clock).success_threshold(2).build().unwrap();
+    b.trip();
+    mock.increment(SECOND);
+    let first = b.acquire().unwrap();
+    let hung = b.acquire().unwrap();
+    assert_eq!(b.record(first, Outcome::Success), Recorded::Applied); // one success of two
+    let _also_hung = b.acquire().unwrap(); // both slots held again
+    mock.increment(SECOND);
+    let fresh = b.acquire().expect("a new round after the lease");
+    assert_eq!(b.record(hung, Outcome::Success), Recorded::Stale, "the old round's probe");
+    assert_eq!(b.record(fresh, Outcome::Success), Recorded::Applied);
+    assert_eq!(b.state(), State::HalfOpen, "the new round has one success, not two");
+    let again = b.acquire().unwrap();
+    b.record(again, Outcome::Success);
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn an_overfull_half_open_count_names_all_three_fields() {
+    let config = Config { half_open_max: 4_095, ..Config::default() };
+    let err = CoreBreaker::builder(config).success_threshold(100).build().unwrap_err();
+    assert_eq!(err.field(), "half_open_max + success_threshold + backoff");
+}

@@ -216,7 +216,7 @@ impl PolicyInput {
 /// `limits`, computed here from the documented rules: the factor in
 /// 1..=65.535 (in whole thousandths, as given here), the cap from the
 /// timeout to [`Config::MAX_TIMEOUT`], at most 63 steps to reach it, a
-/// success threshold up to 65 535, and the half-open count's three fields in
+/// success threshold up to 32 768, and the half-open count's three fields in
 /// 16 bits.
 pub fn policy_fits(limits: &Limits, policy: &PolicyInput) -> bool {
     let timeout_ms = limits.timeout().as_millis() as u64;

@@ -389,12 +389,14 @@ impl Model {
         }
     }
 
-    /// Opens at `now` for exactly `for_ms`, the streak as it was. An
-    /// isolated model stays isolated.
+    /// Opens at `now` for `for_ms`, at most 2^36 ms (the real breaker's
+    /// longest timeout), the streak as it was. An isolated model stays
+    /// isolated.
     pub fn trip_for(&mut self, now: u64, for_ms: u64) {
         if !matches!(self.phase, Phase::Isolated { .. }) {
             let reason = self.changes_state(Seen::Open).then_some(Reason::Tripped);
-            self.enter(Phase::Open { since: now, until: now.saturating_add(for_ms) }, reason);
+            let until = now.saturating_add(for_ms.min(1 << 36));
+            self.enter(Phase::Open { since: now, until }, reason);
         }
     }
 
