@@ -14,7 +14,7 @@ use crate::recent_clock::RecentClock;
 use crate::sync::{AtomicU64, Ordering};
 use crate::ticket::{Outcome, Recorded, Rejected, Ticket};
 use crate::time::{TimeSource, Timestamp, ticks_rounded_up};
-use crate::transition::{self, Policy};
+use crate::transition::{self, Policy, Step};
 use crate::word::{State, StateWord};
 
 /// A lock-free circuit breaker: one `AtomicU64` and a clock.
@@ -273,12 +273,12 @@ impl CoreBreaker {
         // time older than that transition's, which would shorten its open
         // period.
         let now = &mut || self.parts.time.now();
-        self.parts.cell.transition(|word| transition::trip(word, self.policy(), now), |c| self.report(c));
+        self.manual(|word| transition::trip(word, self.policy(), now));
     }
 
     /// [`trip`](Self::trip) at a time the caller gives.
     pub fn trip_at(&self, now: Timestamp) {
-        self.parts.cell.transition(|word| transition::trip(word, self.policy(), &mut || now), |c| self.report(c));
+        self.manual(|word| transition::trip(word, self.policy(), &mut || now));
     }
 
     /// Opens the breaker now for `duration` (rounded up to whole
@@ -302,15 +302,13 @@ impl CoreBreaker {
     pub fn trip_for(&self, duration: Duration) {
         let ticks = clamp_ticks(duration);
         let now = &mut || self.parts.time.now();
-        self.parts.cell.transition(|word| transition::trip_for(word, ticks, self.policy(), now), |c| self.report(c));
+        self.manual(|word| transition::trip_for(word, ticks, self.policy(), now));
     }
 
     /// [`trip_for`](Self::trip_for) at a time the caller gives.
     pub fn trip_for_at(&self, duration: Duration, now: Timestamp) {
         let ticks = clamp_ticks(duration);
-        self.parts
-            .cell
-            .transition(|word| transition::trip_for(word, ticks, self.policy(), &mut || now), |c| self.report(c));
+        self.manual(|word| transition::trip_for(word, ticks, self.policy(), &mut || now));
     }
 
     /// Holds the breaker open until [`reset`](Self::reset): no call and no
@@ -334,12 +332,12 @@ impl CoreBreaker {
     /// ```
     pub fn isolate(&self) {
         let now = &mut || self.parts.time.now();
-        self.parts.cell.transition(|word| transition::isolate(word, now), |c| self.report(c));
+        self.manual(|word| transition::isolate(word, now));
     }
 
     /// [`isolate`](Self::isolate) at a time the caller gives.
     pub fn isolate_at(&self, now: Timestamp) {
-        self.parts.cell.transition(|word| transition::isolate(word, &mut || now), |c| self.report(c));
+        self.manual(|word| transition::isolate(word, &mut || now));
     }
 
     /// Closes the breaker now with no failures and no backoff streak,
@@ -347,12 +345,18 @@ impl CoreBreaker {
     /// Every outstanding ticket goes stale.
     pub fn reset(&self) {
         let now = &mut || self.parts.time.now();
-        self.parts.cell.transition(|word| transition::reset(word, now), |c| self.report(c));
+        self.manual(|word| transition::reset(word, now));
     }
 
     /// [`reset`](Self::reset) at a time the caller gives.
     pub fn reset_at(&self, now: Timestamp) {
-        self.parts.cell.transition(|word| transition::reset(word, &mut || now), |change| self.report(change));
+        self.manual(|word| transition::reset(word, &mut || now));
+    }
+
+    /// Runs a manual transition's step in the CAS loop and reports what it
+    /// changed.
+    fn manual(&self, step: impl FnMut(StateWord) -> Step<()>) {
+        self.parts.cell.transition(step, |change| self.report(change));
     }
 
     /// The state as callers see it, without changing anything: an open

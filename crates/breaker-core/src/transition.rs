@@ -114,6 +114,13 @@ impl Probes {
         }
     }
 
+    /// A probe of this round reported without closing it: its slot is free.
+    /// Saturating: a ticket reported twice must not free a slot it never
+    /// held.
+    fn one_fewer(self) -> Probes {
+        Probes { in_flight: self.in_flight.saturating_sub(1), ..self }
+    }
+
     fn packed(self, limits: &Limits) -> u32 {
         let (in_bits, ok_bits) = (u32::from(limits.in_flight_bits), u32::from(limits.success_bits));
         self.in_flight | (self.successes << in_bits) | (self.streak << (in_bits + ok_bits))
@@ -227,8 +234,14 @@ fn open<D>(word: StateWord, policy: Policy<'_>, now: Timestamp, reason: Reason, 
     let schedule = policy.schedule();
     let step = (streak(word, limits) + 1).min(schedule.steps);
     let lasts = schedule.open_ticks(limits.timeout_ticks, step, now.as_millis());
-    let until = Timestamp::from_millis(now.as_millis().saturating_add(lasts));
-    let next = word.enter(Stored::Open, until).with_count(step);
+    open_for(word, lasts, step, now, reason, decision)
+}
+
+/// Opens at `now` for `ticks` with `streak`; a change of state unless the
+/// breaker was open already.
+fn open_for<D>(word: StateWord, ticks: u64, streak: u32, now: Timestamp, reason: Reason, decision: D) -> Step<D> {
+    let until = Timestamp::from_millis(now.as_millis().saturating_add(ticks));
+    let next = word.enter(Stored::Open, until).with_count(streak);
     Step::to(next, decision).because(changes_state(word, Stored::Open).then_some(reason), now)
 }
 
@@ -269,15 +282,13 @@ pub(crate) fn record(
                 applied(word.enter(Stored::Closed, now)).because(Some(Reason::ProbeSucceeded), now)
             } else {
                 // Not yet: the probe's slot is free for the next one.
-                let in_flight = probes.in_flight.saturating_sub(1);
-                applied(word.with_count(Probes { in_flight, successes: probes.successes + 1, ..probes }.packed(limits)))
+                let next = Probes { successes: probes.successes + 1, ..probes.one_fewer() };
+                applied(word.with_count(next.packed(limits)))
             }
         }
         (Stored::HalfOpen, Outcome::Failure) => open(word, policy, now(), Reason::ProbeFailed, Recorded::Applied),
         (Stored::HalfOpen, Outcome::Ignored) => {
-            let probes = Probes::of(word, limits);
-            let in_flight = probes.in_flight.saturating_sub(1);
-            applied(word.with_count(Probes { in_flight, ..probes }.packed(limits)))
+            applied(word.with_count(Probes::of(word, limits).one_fewer().packed(limits)))
         }
     }
 }
@@ -319,10 +330,7 @@ pub(crate) fn trip_for(
     if word.stored() == Stored::Isolated {
         return Step::to(word, ());
     }
-    let now = now();
-    let until = Timestamp::from_millis(now.as_millis().saturating_add(ticks));
-    let next = word.enter(Stored::Open, until).with_count(streak(word, policy.limits));
-    Step::to(next, ()).because(changes_state(word, Stored::Open).then_some(Reason::Tripped), now)
+    open_for(word, ticks, streak(word, policy.limits), now(), Reason::Tripped, ())
 }
 
 /// Holds the breaker open, with no probes, until a reset.
