@@ -353,6 +353,40 @@ impl CoreBreaker {
         self.manual(|word| transition::reset(word, &mut || now));
     }
 
+    /// Opens the breaker if it is still closed in the generation `ticket`
+    /// was issued in, because a rule kept outside the state word says so
+    /// (the failure rate of a [`RateWindow`](crate::RateWindow), which the
+    /// facade keeps): as reaching the threshold would, with the backoff's
+    /// next step, reported as [`Reason::FailureRateReached`](crate::Reason).
+    /// `true` if this call opened it; `false` if the breaker was no longer
+    /// closed in that generation (another failure, a trip or a reset got
+    /// there first), which changes nothing.
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker, State};
+    ///
+    /// let breaker = CoreBreaker::new(Config::default())?;
+    /// let ticket = breaker.acquire()?;
+    /// assert!(breaker.open_on_rate(ticket));
+    /// assert!(!breaker.open_on_rate(ticket), "already open: the ticket's generation is over");
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_on_rate(&self, ticket: Ticket) -> bool {
+        let now = &mut || self.parts.time.now();
+        self.parts
+            .cell
+            .transition(|word| transition::open_on_rate(word, ticket, self.policy(), now), |change| self.report(change))
+    }
+
+    /// [`open_on_rate`](Self::open_on_rate) at a time the caller gives.
+    pub fn open_on_rate_at(&self, ticket: Ticket, now: Timestamp) -> bool {
+        self.parts.cell.transition(
+            |word| transition::open_on_rate(word, ticket, self.policy(), &mut || now),
+            |change| self.report(change),
+        )
+    }
+
     /// Runs a manual transition's step in the CAS loop and reports what it
     /// changed.
     fn manual(&self, step: impl FnMut(StateWord) -> Step<()>) {

@@ -36,6 +36,7 @@ pub struct Builder {
     listener: Option<Listener>,
     backoff: Backoff,
     success_threshold: u32,
+    consecutive: bool,
 }
 
 #[derive(Clone)]
@@ -54,6 +55,7 @@ impl Builder {
             listener: None,
             backoff: Backoff::fixed(),
             success_threshold: 1,
+            consecutive: true,
         }
     }
 
@@ -194,6 +196,31 @@ impl Builder {
         self
     }
 
+    /// Whether `Config::threshold` consecutive failures open the breaker
+    /// (the default, `true`). Switch it off when another rule (a
+    /// [`FailureRate`](crate::FailureRate) in the facade, or
+    /// [`CoreBreaker::open_on_rate`] driven by your own) decides instead: a
+    /// failure of a closed breaker then writes nothing, and
+    /// [`Limits::threshold`](crate::Limits::threshold) reads 0.
+    ///
+    /// ```
+    /// use breaker_core::{Config, CoreBreaker, Outcome, State};
+    ///
+    /// let breaker = CoreBreaker::builder(Config { threshold: 1, ..Config::default() })
+    ///     .consecutive_failures(false)
+    ///     .build()?;
+    /// for _ in 0..100 {
+    ///     let ticket = breaker.acquire()?;
+    ///     breaker.record(ticket, Outcome::Failure);
+    /// }
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn consecutive_failures(mut self, on: bool) -> Builder {
+        self.consecutive = on;
+        self
+    }
+
     /// The breaker, or the [`ConfigError`] naming the field that does not
     /// fit (threshold or half_open_max above 65 535, timeout above 2^36 ms,
     /// about 2.18 years, a backoff out of range, or a half-open count that
@@ -209,6 +236,7 @@ impl Builder {
             }
         })?;
         let limits = limits.with_policy(self.success_threshold, schedule.steps)?;
+        let limits = if self.consecutive { limits } else { limits.without_consecutive_rule() };
         let schedule = (self.backoff != Backoff::fixed()).then(|| Box::new(schedule));
         let time = match self.clock {
             ClockChoice::Real => TimeSource::new(quanta::Clock::new()),
@@ -237,6 +265,7 @@ impl fmt::Debug for Builder {
             .field("listener", &self.listener.as_ref().map(|_| "Fn(&Transition)"))
             .field("backoff", &self.backoff)
             .field("success_threshold", &self.success_threshold)
+            .field("consecutive_failures", &self.consecutive)
             .finish()
     }
 }

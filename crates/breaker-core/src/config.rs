@@ -153,7 +153,10 @@ impl fmt::Debug for Limits {
 }
 
 impl Limits {
-    /// Consecutive failures that open the breaker (1 to 65 535).
+    /// Consecutive failures that open the breaker (1 to 65 535), or 0 when
+    /// that rule is off ([`Builder::consecutive_failures`](crate::Builder::consecutive_failures));
+    /// [`config`](Self::config) then reports a threshold of 0 too, which a
+    /// new breaker would read as the default.
     pub const fn threshold(&self) -> u32 {
         self.threshold as u32
     }
@@ -189,6 +192,11 @@ impl Limits {
             });
         }
         Ok(Limits { success_threshold: success_threshold as u16, success_bits, ..self })
+    }
+
+    /// These limits with the consecutive-failure rule switched off.
+    pub(crate) const fn without_consecutive_rule(self) -> Limits {
+        Limits { threshold: 0, ..self }
     }
 
     /// The open timeout, rounded up to whole milliseconds.
@@ -272,6 +280,23 @@ pub enum ConfigError {
         /// The steps the backoff takes to reach its cap.
         backoff_steps: u32,
     },
+    /// A [`FailureRate`](crate::FailureRate)'s ratio is not in `(0, 1]`.
+    FailureRatio {
+        /// The value given.
+        value: f64,
+    },
+    /// A [`FailureRate`](crate::FailureRate)'s window is shorter than
+    /// [`FailureRate::MIN_WINDOW`](crate::FailureRate::MIN_WINDOW) or longer
+    /// than [`FailureRate::MAX_WINDOW`](crate::FailureRate::MAX_WINDOW).
+    RateWindow {
+        /// The value given.
+        value: Duration,
+    },
+    /// A slow-call threshold is zero or longer than [`Config::MAX_TIMEOUT`].
+    SlowCall {
+        /// The value given.
+        value: Duration,
+    },
 }
 
 impl ConfigError {
@@ -285,6 +310,9 @@ impl ConfigError {
             ConfigError::BackoffFactor { .. } | ConfigError::BackoffSteps { .. } => "backoff.factor",
             ConfigError::BackoffMax { .. } => "backoff.max",
             ConfigError::HalfOpenCount { .. } => "half_open_max + success_threshold + backoff",
+            ConfigError::FailureRatio { .. } => "failure_rate.ratio",
+            ConfigError::RateWindow { .. } => "failure_rate.window",
+            ConfigError::SlowCall { .. } => "slow_call",
         }
     }
 }
@@ -333,6 +361,20 @@ impl fmt::Display for ConfigError {
                     + u32::from(bits(success_threshold - 1))
                     + u32::from(bits(backoff_steps)),
                 word::COUNT_BITS
+            ),
+            ConfigError::FailureRatio { value } => {
+                write!(f, "invalid breaker config: {field} = {value} is outside the limits (0, 1]")
+            }
+            ConfigError::RateWindow { value } => write!(
+                f,
+                "invalid breaker config: {field} = {value:?} is outside the limits {:?}..={:?}",
+                crate::FailureRate::MIN_WINDOW,
+                crate::FailureRate::MAX_WINDOW
+            ),
+            ConfigError::SlowCall { value } => write!(
+                f,
+                "invalid breaker config: {field} = {value:?} is outside the limits 1ms..={:?}",
+                Config::MAX_TIMEOUT
             ),
         }
     }

@@ -82,6 +82,7 @@ mod sync;
 mod ticket;
 mod time;
 mod transition;
+mod window;
 mod word;
 
 pub use backoff::{Backoff, Jitter};
@@ -92,6 +93,7 @@ pub use observe::{Reason, Transition};
 pub use recent_clock::RecentClock;
 pub use ticket::{Outcome, Recorded, Rejected, Ticket};
 pub use time::{TICK, Timestamp};
+pub use window::{BUCKETS, FailureRate, RateRule, RateWindow, Ring, WindowCounts};
 pub use word::{State, StateWord};
 
 /// The clock crate the breaker runs on, re-exported so that

@@ -53,6 +53,10 @@ pub enum Reason {
     /// but held open (so `from` may be open and `to` is open: held open
     /// reads as open).
     Isolated,
+    /// Closed to open: the failure rate over the window reached the
+    /// builder's [`FailureRate`](crate::FailureRate) (slow calls count as
+    /// failures); see [`CoreBreaker::open_on_rate`](crate::CoreBreaker::open_on_rate).
+    FailureRateReached,
 }
 
 impl Reason {
@@ -67,6 +71,7 @@ impl Reason {
             Reason::Tripped => "tripped",
             Reason::Reset => "reset",
             Reason::Isolated => "isolated",
+            Reason::FailureRateReached => "failure_rate_reached",
         }
     }
 }

@@ -31,6 +31,15 @@ impl Ticket {
     pub(crate) const fn belongs_to(self, word: StateWord) -> bool {
         self.generation == word.generation()
     }
+
+    pub(crate) const fn generation(self) -> u64 {
+        self.generation
+    }
+
+    /// Whether the breaker was closed when it issued this ticket.
+    pub(crate) const fn issued_closed(self) -> bool {
+        matches!(StateWord::from_bits(self.generation).stored(), crate::word::Stored::Closed)
+    }
 }
 
 /// How an admitted call ended, as far as the breaker should count it.

@@ -18,9 +18,12 @@
 //! |-----------|------------------------------------|--------------------------------------------|----------|--------|
 //! | closed    | acquire                            | unchanged                                  | admitted |        |
 //! | closed    | success                            | count = 0                                  | applied  |        |
+//! | closed    | failure, consecutive rule off      | unchanged                                  | applied  |        |
 //! | closed    | failure, count + 1 < threshold     | count + 1                                  | applied  |        |
 //! | closed    | failure, count + 1 = threshold     | open until now + open(k'), streak k' (0 + 1, saturated) | applied  | threshold reached |
 //! | closed    | ignored                            | unchanged                                  | applied  |        |
+//! | closed    | open on rate, ticket current       | open until now + open(k'), streak k'       | opened   | failure rate reached |
+//! | other     | open on rate                       | unchanged                                  | not opened |      |
 //! | open      | acquire, before the deadline       | unchanged                                  | rejected (until the deadline) | |
 //! | open      | acquire, at or after the deadline  | half-open at now, (1, 0, streak)           | admitted | timeout elapsed |
 //! | half-open | acquire, in flight < max           | in flight + 1                              | admitted |        |
@@ -270,6 +273,7 @@ pub(crate) fn record(
         // old generation (see the word's docs) and must not count.
         (Stored::Open | Stored::Isolated, _) => Step::to(word, Recorded::Stale),
         (Stored::Closed, Outcome::Success) => applied(word.with_count(0)),
+        (Stored::Closed, Outcome::Failure) if limits.threshold == 0 => applied(word),
         (Stored::Closed, Outcome::Failure) if word.count() + 1 >= limits.threshold() => {
             open(word, policy, now(), Reason::ThresholdReached, Recorded::Applied)
         }
@@ -305,6 +309,23 @@ pub(crate) fn record_read_only(word: StateWord, ticket: Ticket, outcome: Outcome
         Outcome::Failure => false,
     };
     (unchanged && word.phase() == State::Closed && ticket.belongs_to(word)).then_some(Recorded::Applied)
+}
+
+/// Opens a closed breaker whose generation `ticket` belongs to, as reaching
+/// the threshold would, because a rule kept outside the word (the failure
+/// rate) says so; `true` if this opened it.
+#[inline]
+pub(crate) fn open_on_rate(
+    word: StateWord,
+    ticket: Ticket,
+    policy: Policy<'_>,
+    now: &mut impl FnMut() -> Timestamp,
+) -> Step<bool> {
+    if ticket.belongs_to(word) && word.stored() == Stored::Closed {
+        open(word, policy, now(), Reason::FailureRateReached, true)
+    } else {
+        Step::to(word, false)
+    }
 }
 
 /// Opens the breaker now as a failure would: the streak advances and the

@@ -137,6 +137,32 @@ impl Backoff {
     }
 }
 
+/// Buckets in a failure-rate window.
+pub const BUCKETS: u64 = 10;
+
+/// The failure-rate rule: while closed, a failure opens the model when,
+/// over the window at that moment, at least `min_calls` calls finished and
+/// `failures * 1e6 >= ratio_ppm * calls`. Time is cut into buckets of
+/// `bucket_ms`; the window at `now` is the bucket holding `now` and the
+/// [`BUCKETS`]` - 1` before it. Only calls admitted and reported in the
+/// current closed generation count; ignored and stale ones count nowhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rate {
+    /// The failure ratio that opens, in parts per million (1 to 1e6).
+    pub ratio_ppm: u32,
+    /// Calls the window needs before the ratio counts (at least 1).
+    pub min_calls: u32,
+    /// One bucket's width (at least 1 ms).
+    pub bucket_ms: u64,
+}
+
+impl Rate {
+    /// Whether a call that finished at `at` is in the window at `now`.
+    pub fn holds(&self, at: u64, now: u64) -> bool {
+        at / self.bucket_ms + BUCKETS > now / self.bucket_ms
+    }
+}
+
 /// The jitter's hash: the splitmix64 finaliser, a bijection of `u64`.
 pub const fn mix(x: u64) -> u64 {
     let x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -186,6 +212,8 @@ pub enum Reason {
     Reset,
     /// An `isolate` of a breaker that was not isolated.
     Isolated,
+    /// Closed to open by the failure-rate rule.
+    FailureRateReached,
 }
 
 impl Reason {
@@ -200,6 +228,7 @@ impl Reason {
             Reason::Tripped => "tripped",
             Reason::Reset => "reset",
             Reason::Isolated => "isolated",
+            Reason::FailureRateReached => "failure_rate_reached",
         }
     }
 }
@@ -242,6 +271,15 @@ pub struct Model {
     generation: u64,
     /// Changes of state not yet taken with [`Model::take_changes`].
     changes: Vec<Change>,
+    /// Whether `threshold` consecutive failures open the model.
+    consecutive: bool,
+    /// The failure-rate rule, if any.
+    rate: Option<Rate>,
+    /// Successes slower than this many ms count as failures.
+    slow_ms: Option<u64>,
+    /// The calls of this closed generation: when each finished, and whether
+    /// it counted as a failure.
+    calls: Vec<(u64, bool)>,
 }
 
 impl Model {
@@ -274,7 +312,37 @@ impl Model {
             streak: 0,
             generation: 0,
             changes: Vec::new(),
+            consecutive: true,
+            rate: None,
+            slow_ms: None,
+            calls: Vec::new(),
         }
+    }
+
+    /// This model with the failure-rate rule as well (or instead, with
+    /// [`without_consecutive`](Self::without_consecutive)).
+    pub fn with_rate(self, rate: Rate) -> Model {
+        assert!(rate.ratio_ppm >= 1 && rate.ratio_ppm <= 1_000_000 && rate.min_calls >= 1 && rate.bucket_ms >= 1);
+        Model { rate: Some(rate), ..self }
+    }
+
+    /// This model without the consecutive-failure rule.
+    pub fn without_consecutive(self) -> Model {
+        Model { consecutive: false, ..self }
+    }
+
+    /// This model counting a success that took longer than `slow_ms` (its
+    /// report's `now` minus its `started`) as a failure, for every rule.
+    pub fn with_slow_call(self, slow_ms: u64) -> Model {
+        Model { slow_ms: Some(slow_ms), ..self }
+    }
+
+    /// Calls and failures in the failure-rate window at `now` (none without
+    /// the rule).
+    pub fn window(&self, now: u64) -> (u64, u64) {
+        let Some(rate) = self.rate else { return (0, 0) };
+        let held = self.calls.iter().filter(|&&(at, _)| rate.holds(at, now));
+        held.fold((0, 0), |(calls, failures), &(_, failed)| (calls + 1, failures + u64::from(failed)))
     }
 
     /// The stored phase.
@@ -348,16 +416,35 @@ impl Model {
     /// Reports the outcome of the call behind `ticket` at `now`; `true` if it
     /// was applied, `false` if it was stale.
     pub fn record(&mut self, ticket: Ticket, outcome: Outcome, now: u64) -> bool {
+        self.record_call(ticket, outcome, now, now)
+    }
+
+    /// [`record`](Self::record) for a call that started at `started`: with
+    /// a slow-call threshold, a success that took longer counts as a
+    /// failure.
+    pub fn record_call(&mut self, ticket: Ticket, outcome: Outcome, started: u64, now: u64) -> bool {
         if ticket.generation != self.generation {
             return false;
         }
+        let slow = self.slow_ms.is_some_and(|slow_ms| now.saturating_sub(started) > slow_ms);
+        let outcome = if outcome == Outcome::Success && slow { Outcome::Failure } else { outcome };
         match (self.phase, outcome) {
             (Phase::Open { .. } | Phase::Isolated { .. }, _) => return false,
-            (Phase::Closed { .. }, Outcome::Success) => self.phase = Phase::Closed { failures: 0 },
+            (Phase::Closed { .. }, Outcome::Success) => {
+                self.calls.push((now, false));
+                self.phase = Phase::Closed { failures: 0 };
+            }
             (Phase::Closed { failures }, Outcome::Failure) => {
-                if failures + 1 >= self.threshold {
+                self.calls.push((now, true));
+                if self.consecutive && failures + 1 >= self.threshold {
                     self.open(now, Reason::ThresholdReached);
-                } else {
+                } else if self.rate.is_some_and(|rate| {
+                    let (calls, failures) = self.window(now);
+                    calls >= u64::from(rate.min_calls)
+                        && u128::from(failures) * 1_000_000 >= u128::from(rate.ratio_ppm) * u128::from(calls)
+                }) {
+                    self.open(now, Reason::FailureRateReached);
+                } else if self.consecutive {
                     self.phase = Phase::Closed { failures: failures + 1 };
                 }
             }
@@ -443,6 +530,7 @@ impl Model {
         let from = self.stored();
         self.phase = phase;
         self.generation += 1;
+        self.calls.clear();
         if let Some(reason) = reason {
             self.changes.push(Change { from, to: self.stored(), reason, generation: self.generation });
         }

@@ -1,0 +1,555 @@
+//! The failure-rate rule: a sliding window of time buckets kept in one
+//! [`Ring`] per thread, written only by its thread and summed by whichever
+//! thread records a failure.
+//!
+//! # The window
+//!
+//! A [`RateRule`] splits time (the breaker's milliseconds) into buckets of
+//! `w` ms, `w` the window divided by [`BUCKETS`] and rounded up: bucket `b`
+//! holds the calls that finished in `[b * w, (b + 1) * w)`. At time `t` the
+//! window is the bucket `t / w` and the [`BUCKETS`]` - 1` before it, so it
+//! reaches back between `(BUCKETS - 1) * w` and `BUCKETS * w` ms; a bucket
+//! leaves the window as a whole, at the instant `t` enters the bucket
+//! [`BUCKETS`] after it. Only calls admitted and reported in one closed
+//! generation count together: every transition starts an empty window.
+//!
+//! The rule is checked when a failure is counted, after counting it: with
+//! at least `min_calls` calls in the window and `failures / calls >= ratio`
+//! (in parts per million), the breaker opens. A success never opens a
+//! breaker, so a window that reaches `min_calls` with a success opens at the
+//! next failure. `breaker-model` states the same rule without rings.
+//!
+//! # Rings
+//!
+//! A [`Ring`] is one thread's share of one breaker's window: [`BUCKETS`]
+//! buckets of two counters, a success count and a failure count, each
+//! tagged with its bucket's index (the low 16 bits) so that a reader tells a
+//! current bucket from one the writer has since rolled over. Only one thread
+//! at a time may [`add`](RateWindow::add) to a ring (the facade keeps one per
+//! (breaker, thread)); it does so with plain loads and stores. When its
+//! clock reaches a new bucket the writer clears the buckets in between, so a
+//! ring only ever holds the [`BUCKETS`] buckets up to its newest.
+//!
+//! # Orderings
+//!
+//! Successes are stored `Relaxed`: a reader sees each counter's latest value
+//! or an earlier one. Failures are also published through
+//! [`RateWindow`]'s shared failure counter, by one `AcqRel` read-modify-write
+//! made after the failure is stored and before the rings are summed.
+//! Read-modify-writes of one location are totally ordered and each reads the
+//! one before it, so of any two failures the later one's sum
+//! happens-after the earlier one's store: the last failure to be summed sees
+//! every failure of the window. What a sum can miss is a success whose store
+//! has not reached the summing thread yet (at most one in flight per other
+//! thread), which makes the failure rate it computes higher and the calls
+//! fewer than an exact count; see [`RateWindow::failed`]. A ring that
+//! starts a new generation clears its buckets and then stores the generation
+//! with `Release`; a reader loads it with `Acquire`, so it never counts a
+//! bucket of an older generation as one of the newer.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::config::ConfigError;
+use crate::sync::{AtomicU64, Ordering};
+use crate::ticket::Ticket;
+use crate::time::{Timestamp, ticks_rounded_up};
+
+/// Buckets in a window.
+pub const BUCKETS: usize = 10;
+
+const BUCKETS_U64: u64 = BUCKETS as u64;
+const TAG_SHIFT: u32 = 48;
+const COUNT_MASK: u64 = (1 << TAG_SHIFT) - 1;
+const TAG_MASK: u64 = (1 << (64 - TAG_SHIFT)) - 1;
+
+/// No generation: what a new or cleared ring holds. The stored-state bits
+/// of a generation are never 3 for a closed one.
+const NO_GENERATION: u64 = u64::MAX;
+
+/// A failure-rate rule as given: open when, over the last `window`, at least
+/// `min_calls` calls finished and at least `ratio` of them failed.
+///
+/// ```
+/// use breaker_core::FailureRate;
+/// use std::time::Duration;
+///
+/// let rate = FailureRate::new(0.5, 20, Duration::from_secs(10));
+/// let rule = rate.validate()?;
+/// assert_eq!(rule.bucket(), Duration::from_secs(1)); // 10 buckets of 1 s
+/// # Ok::<(), breaker_core::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FailureRate {
+    ratio: f64,
+    min_calls: u32,
+    window: Duration,
+}
+
+impl FailureRate {
+    /// The longest window: one day, which keeps a bucket's 48-bit counters
+    /// from overflowing at any rate one thread can call (2^48 calls in a
+    /// tenth of a day is one every 31 ps).
+    pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+    /// The shortest window: one millisecond per bucket.
+    pub const MIN_WINDOW: Duration = Duration::from_millis(BUCKETS_U64);
+
+    /// The rule `failures / calls >= ratio` over `window`, once `min_calls`
+    /// calls (0 means 1) finished in it. Checked by
+    /// [`validate`](Self::validate) (and the builders): `ratio` in `(0, 1]`,
+    /// `window` from [`MIN_WINDOW`](Self::MIN_WINDOW) to
+    /// [`MAX_WINDOW`](Self::MAX_WINDOW).
+    pub const fn new(ratio: f64, min_calls: u32, window: Duration) -> FailureRate {
+        FailureRate { ratio, min_calls, window }
+    }
+
+    /// The failure ratio that opens the breaker.
+    pub const fn ratio(&self) -> f64 {
+        self.ratio
+    }
+
+    /// The calls the window needs before the ratio counts.
+    pub const fn min_calls(&self) -> u32 {
+        self.min_calls
+    }
+
+    /// The window as given.
+    pub const fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// The rule in the integers the breaker uses: the ratio in parts per
+    /// million (rounded to the nearest), the bucket width in whole
+    /// milliseconds (the window over [`BUCKETS`], rounded up), or the
+    /// [`ConfigError`] naming what does not fit.
+    pub fn validate(&self) -> Result<RateRule, ConfigError> {
+        if !(self.ratio > 0.0 && self.ratio <= 1.0) {
+            return Err(ConfigError::FailureRatio { value: self.ratio });
+        }
+        if self.window < Self::MIN_WINDOW || self.window > Self::MAX_WINDOW {
+            return Err(ConfigError::RateWindow { value: self.window });
+        }
+        // In range, so the product is at most 1e6 and the cast exact.
+        let ratio_ppm = ((self.ratio * 1e6).round() as u32).max(1);
+        let bucket_ticks = ticks_rounded_up(self.window).div_ceil(u128::from(BUCKETS_U64)) as u64;
+        Ok(RateRule { ratio_ppm, min_calls: self.min_calls.max(1), bucket_ticks })
+    }
+}
+
+/// A validated [`FailureRate`]: what the rings and the decision use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateRule {
+    ratio_ppm: u32,
+    min_calls: u32,
+    bucket_ticks: u64,
+}
+
+impl RateRule {
+    /// The failure ratio that opens the breaker, in parts per million.
+    pub const fn ratio_ppm(&self) -> u32 {
+        self.ratio_ppm
+    }
+
+    /// The calls the window needs before the ratio counts (at least 1).
+    pub const fn min_calls(&self) -> u32 {
+        self.min_calls
+    }
+
+    /// One bucket's width.
+    pub const fn bucket(&self) -> Duration {
+        Duration::from_millis(self.bucket_ticks)
+    }
+
+    /// The whole window: [`BUCKETS`] buckets.
+    pub const fn window(&self) -> Duration {
+        Duration::from_millis(self.bucket_ticks * BUCKETS_U64)
+    }
+
+    /// Whether `counts` open the breaker: at least `min_calls` calls and
+    /// `failures * 1e6 >= ratio_ppm * calls`.
+    ///
+    /// ```
+    /// use breaker_core::{FailureRate, WindowCounts};
+    /// use std::time::Duration;
+    ///
+    /// let rule = FailureRate::new(0.5, 4, Duration::from_secs(10)).validate()?;
+    /// assert!(!rule.exceeded(WindowCounts { calls: 3, failures: 3 })); // too few calls
+    /// assert!(rule.exceeded(WindowCounts { calls: 4, failures: 2 }));
+    /// assert!(!rule.exceeded(WindowCounts { calls: 5, failures: 2 }));
+    /// # Ok::<(), breaker_core::ConfigError>(())
+    /// ```
+    pub const fn exceeded(&self, counts: WindowCounts) -> bool {
+        counts.calls >= self.min_calls as u64
+            && counts.failures as u128 * 1_000_000 >= self.ratio_ppm as u128 * counts.calls as u128
+    }
+
+    const fn index(&self, now: Timestamp) -> u64 {
+        now.as_millis() / self.bucket_ticks
+    }
+}
+
+/// Calls and failures in a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WindowCounts {
+    /// Calls that finished as a success or a failure.
+    pub calls: u64,
+    /// Of those, the failures.
+    pub failures: u64,
+}
+
+/// One bucket of a [`Ring`]: each counter tagged with its bucket's index.
+struct Bucket {
+    successes: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl Bucket {
+    fn clear(&self, index: u64) {
+        let empty = tagged(index, 0);
+        self.successes.store(empty, Ordering::Relaxed);
+        self.failures.store(empty, Ordering::Relaxed);
+    }
+}
+
+const fn tagged(index: u64, count: u64) -> u64 {
+    ((index & TAG_MASK) << TAG_SHIFT) | count
+}
+
+/// The count in `word` if it is tagged with `index`, else 0.
+const fn count_of(word: u64, index: u64) -> u64 {
+    if word >> TAG_SHIFT == index & TAG_MASK { word & COUNT_MASK } else { 0 }
+}
+
+/// One thread's buckets of one breaker's window (184 bytes). See the
+/// module's docs: one writer at a time, any number of readers.
+pub struct Ring {
+    /// The closed generation whose calls the buckets count.
+    generation: AtomicU64,
+    /// The newest bucket's index.
+    newest: AtomicU64,
+    /// Where the newest bucket ends (ms): only the writer reads it, to see
+    /// whether a call starts a new bucket without dividing.
+    end: AtomicU64,
+    buckets: [Bucket; BUCKETS],
+}
+
+impl Ring {
+    /// An empty ring.
+    #[cfg(not(loom))]
+    pub const fn new() -> Ring {
+        Ring {
+            generation: AtomicU64::new(NO_GENERATION),
+            newest: AtomicU64::new(0),
+            end: AtomicU64::new(0),
+            buckets: [const { Bucket { successes: AtomicU64::new(0), failures: AtomicU64::new(0) } }; BUCKETS],
+        }
+    }
+
+    /// An empty ring (loom's atomics have no `const` constructor).
+    #[cfg(loom)]
+    pub fn new() -> Ring {
+        Ring {
+            generation: AtomicU64::new(NO_GENERATION),
+            newest: AtomicU64::new(0),
+            end: AtomicU64::new(0),
+            buckets: core::array::from_fn(|_| Bucket { successes: AtomicU64::new(0), failures: AtomicU64::new(0) }),
+        }
+    }
+
+    /// Empties the ring, for reuse by another breaker.
+    pub fn clear(&self) {
+        self.generation.store(NO_GENERATION, Ordering::Release);
+    }
+
+    /// This ring's calls in the window at `now` of the closed generation
+    /// `ticket` belongs to.
+    fn counts(&self, rule: &RateRule, ticket: Ticket, now: Timestamp) -> WindowCounts {
+        if self.generation.load(Ordering::Acquire) != ticket.generation() {
+            return WindowCounts::default();
+        }
+        let index = rule.index(now);
+        let newest = self.newest.load(Ordering::Relaxed);
+        // Everything the ring holds is older than the window: its tags could
+        // alias the window's after 2^16 buckets.
+        if index.saturating_sub(newest) >= BUCKETS_U64 {
+            return WindowCounts::default();
+        }
+        let mut counts = WindowCounts::default();
+        for bucket_index in index.saturating_sub(BUCKETS_U64 - 1)..=index {
+            let bucket = &self.buckets[(bucket_index % BUCKETS_U64) as usize];
+            let failures = count_of(bucket.failures.load(Ordering::Relaxed), bucket_index);
+            let successes = count_of(bucket.successes.load(Ordering::Relaxed), bucket_index);
+            counts.calls += successes + failures;
+            counts.failures += failures;
+        }
+        counts
+    }
+
+    /// Makes the bucket holding `now` in `generation` the newest; a `now`
+    /// before the newest bucket counts in the newest.
+    #[inline]
+    fn bucket_for(&self, rule: &RateRule, generation: u64, now: Timestamp) -> &Bucket {
+        let at = now.as_millis();
+        if self.generation.load(Ordering::Relaxed) != generation {
+            self.restart(rule, generation, at);
+        } else if at >= self.end.load(Ordering::Relaxed) {
+            self.roll(rule, at);
+        }
+        &self.buckets[(self.newest.load(Ordering::Relaxed) % BUCKETS_U64) as usize]
+    }
+
+    #[cold]
+    fn restart(&self, rule: &RateRule, generation: u64, at: u64) {
+        let index = at / rule.bucket_ticks;
+        // Ten consecutive indices ending at `index` (or starting at 0): each
+        // bucket once, the newest tagged as `add` will count in it.
+        let first = index.saturating_sub(BUCKETS_U64 - 1);
+        for bucket_index in first..first + BUCKETS_U64 {
+            self.buckets[(bucket_index % BUCKETS_U64) as usize].clear(bucket_index);
+        }
+        self.newest.store(index, Ordering::Relaxed);
+        self.end.store((index + 1).saturating_mul(rule.bucket_ticks), Ordering::Relaxed);
+        self.generation.store(generation, Ordering::Release);
+    }
+
+    #[cold]
+    fn roll(&self, rule: &RateRule, at: u64) {
+        let index = at / rule.bucket_ticks;
+        let newest = self.newest.load(Ordering::Relaxed);
+        for bucket_index in index.saturating_sub(BUCKETS_U64 - 1).max(newest + 1)..=index {
+            self.buckets[(bucket_index % BUCKETS_U64) as usize].clear(bucket_index);
+        }
+        self.newest.store(index, Ordering::Relaxed);
+        self.end.store((index + 1).saturating_mul(rule.bucket_ticks), Ordering::Relaxed);
+    }
+}
+
+impl Default for Ring {
+    fn default() -> Ring {
+        Ring::new()
+    }
+}
+
+impl fmt::Debug for Ring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("generation", &self.generation.load(Ordering::Relaxed))
+            .field("newest", &self.newest.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A breaker's failure-rate window: the rule, and the counter failures
+/// synchronize through. The rings are the caller's, one per thread.
+///
+/// ```
+/// use breaker_core::{Config, CoreBreaker, FailureRate, Outcome, RateWindow, Ring, State};
+/// use std::time::Duration;
+///
+/// let (clock, _mock) = breaker_core::quanta::Clock::mock();
+/// let breaker = CoreBreaker::builder(Config::default()).clock(clock).consecutive_failures(false).build()?;
+/// let window = RateWindow::new(FailureRate::new(0.5, 4, Duration::from_secs(10)).validate()?);
+/// let ring = Ring::new(); // this thread's
+/// for outcome in [Outcome::Success, Outcome::Failure, Outcome::Success, Outcome::Failure] {
+///     let ticket = breaker.acquire()?;
+///     breaker.record(ticket, outcome);
+///     let now = breaker.now();
+///     if window.add(&ring, ticket, now, outcome == Outcome::Failure)
+///         && outcome == Outcome::Failure
+///         && window.failed(ticket, now, [&ring])
+///     {
+///         breaker.open_on_rate(ticket);
+///     }
+/// }
+/// assert_eq!(breaker.state(), State::Open); // 2 of 4 failed
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RateWindow {
+    rule: RateRule,
+    failures: AtomicU64,
+}
+
+impl RateWindow {
+    /// A window for `rule`.
+    pub fn new(rule: RateRule) -> RateWindow {
+        RateWindow { rule, failures: AtomicU64::new(0) }
+    }
+
+    /// The rule.
+    pub fn rule(&self) -> RateRule {
+        self.rule
+    }
+
+    /// Counts a call that ended at `now`, a failure if `failed`, in `ring`,
+    /// if `ticket` was issued by a closed breaker; `false` (nothing
+    /// counted) otherwise. Only the thread that owns `ring` may call this:
+    /// two threads adding to one ring at once lose counts. Report only
+    /// results the breaker applied ([`Recorded::Applied`](crate::Recorded)):
+    /// stale and ignored ones count in no window.
+    #[inline]
+    pub fn add(&self, ring: &Ring, ticket: Ticket, now: Timestamp, failed: bool) -> bool {
+        if !ticket.issued_closed() {
+            return false;
+        }
+        let bucket = ring.bucket_for(&self.rule, ticket.generation(), now);
+        let counter = if failed { &bucket.failures } else { &bucket.successes };
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        true
+    }
+
+    /// After a failure in `ticket`'s generation was [`add`](Self::add)ed on
+    /// this thread: publishes it to the other threads' sums, sums `rings`
+    /// (every ring of the breaker, this thread's included) and says whether
+    /// the rule opens the breaker; if so, call
+    /// [`CoreBreaker::open_on_rate`](crate::CoreBreaker::open_on_rate).
+    ///
+    /// Of two failures summed at once, the later sum sees both (see the
+    /// module's orderings), so a breaker the rule says must open is opened
+    /// by the failure that tips it or, if that failure's sum raced another,
+    /// by the other's. A success whose store has not reached this thread is
+    /// missed: the ratio then reads higher than an exact count (by at most
+    /// one call per other thread) and the calls fewer.
+    pub fn failed<'r>(&self, ticket: Ticket, now: Timestamp, rings: impl IntoIterator<Item = &'r Ring>) -> bool {
+        self.failures.fetch_add(1, Ordering::AcqRel);
+        self.rule.exceeded(self.counts(ticket, now, rings))
+    }
+
+    /// The calls and failures over `rings` in the window at `now` of the
+    /// closed generation `ticket` belongs to.
+    pub fn counts<'r>(
+        &self,
+        ticket: Ticket,
+        now: Timestamp,
+        rings: impl IntoIterator<Item = &'r Ring>,
+    ) -> WindowCounts {
+        let mut total = WindowCounts::default();
+        for ring in rings {
+            let counts = ring.counts(&self.rule, ticket, now);
+            total.calls += counts.calls;
+            total.failures += counts.failures;
+        }
+        total
+    }
+}
+
+impl fmt::Debug for RateWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateWindow").field("rule", &self.rule).finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::{Config, CoreBreaker};
+
+    fn rule(ratio: f64, min_calls: u32, window_ms: u64) -> RateRule {
+        FailureRate::new(ratio, min_calls, Duration::from_millis(window_ms)).validate().unwrap()
+    }
+
+    #[test]
+    fn validation_names_what_does_not_fit_and_rounds_what_does() {
+        let window = Duration::from_secs(1);
+        for ratio in [0.0, -0.5, 1.01, f64::NAN] {
+            let err = FailureRate::new(ratio, 1, window).validate().unwrap_err();
+            assert_eq!(err.field(), "failure_rate.ratio", "{ratio}");
+        }
+        for window in [Duration::from_millis(9), FailureRate::MAX_WINDOW + Duration::from_millis(1)] {
+            let err = FailureRate::new(0.5, 1, window).validate().unwrap_err();
+            assert_eq!(err.field(), "failure_rate.window", "{window:?}");
+        }
+        let rule = FailureRate::new(0.000_000_1, 0, Duration::from_millis(101)).validate().unwrap();
+        assert_eq!((rule.ratio_ppm(), rule.min_calls(), rule.bucket()), (1, 1, Duration::from_millis(11)));
+        assert_eq!(rule.window(), Duration::from_millis(110));
+        assert_eq!(FailureRate::new(1.0, 5, FailureRate::MAX_WINDOW).validate().unwrap().ratio_ppm(), 1_000_000);
+    }
+
+    #[test]
+    fn exceeded_is_exact_at_the_ratio() {
+        let third = rule(1.0 / 3.0, 3, 1_000);
+        assert_eq!(third.ratio_ppm(), 333_333);
+        assert!(third.exceeded(WindowCounts { calls: 3, failures: 1 }));
+        assert!(!third.exceeded(WindowCounts { calls: 301, failures: 100 }));
+        assert!(third.exceeded(WindowCounts { calls: 300, failures: 100 }));
+        assert!(!third.exceeded(WindowCounts { calls: 2, failures: 2 }), "below min_calls");
+    }
+
+    fn closed_ticket() -> (CoreBreaker, Ticket) {
+        let (clock, _mock) = quanta::Clock::mock();
+        let breaker = CoreBreaker::with_clock(Config::default(), clock).unwrap();
+        let ticket = breaker.acquire().unwrap();
+        (breaker, ticket)
+    }
+
+    #[test]
+    fn buckets_leave_the_window_whole_when_it_slides_past_them() {
+        let (_breaker, ticket) = closed_ticket();
+        let window = RateWindow::new(rule(0.5, 1, 100)); // 10 ms buckets
+        let ring = Ring::new();
+        let at = Timestamp::from_millis;
+        assert!(window.add(&ring, ticket, at(5), true)); // bucket 0
+        assert!(window.add(&ring, ticket, at(19), false)); // bucket 1
+        assert!(window.add(&ring, ticket, at(57), false)); // bucket 5
+        let counts = |now| window.counts(ticket, at(now), [&ring]);
+        assert_eq!(counts(99), WindowCounts { calls: 3, failures: 1 }, "buckets 0..=9");
+        assert_eq!(counts(100), WindowCounts { calls: 2, failures: 0 }, "bucket 0 left at 100");
+        assert_eq!(counts(109), WindowCounts { calls: 2, failures: 0 });
+        assert_eq!(counts(110), WindowCounts { calls: 1, failures: 0 }, "bucket 1 left at 110");
+        assert_eq!(counts(149), WindowCounts { calls: 1, failures: 0 });
+        assert_eq!(counts(150), WindowCounts::default(), "bucket 5 left at 150");
+        assert_eq!(counts(10_000_000), WindowCounts::default(), "ages out, tags or not");
+    }
+
+    #[test]
+    fn a_new_bucket_clears_the_ones_skipped_and_a_late_clock_counts_in_the_newest() {
+        let (_breaker, ticket) = closed_ticket();
+        let window = RateWindow::new(rule(0.5, 1, 100));
+        let ring = Ring::new();
+        let at = Timestamp::from_millis;
+        for ms in 0..100 {
+            window.add(&ring, ticket, at(ms), ms % 2 == 0);
+        }
+        assert_eq!(window.counts(ticket, at(99), [&ring]), WindowCounts { calls: 100, failures: 50 });
+        window.add(&ring, ticket, at(135), true); // buckets 10..=13 replace 0..=3
+        assert_eq!(window.counts(ticket, at(135), [&ring]), WindowCounts { calls: 61, failures: 31 });
+        window.add(&ring, ticket, at(120), false); // before bucket 13: counts in 13
+        assert_eq!(window.counts(ticket, at(135), [&ring]), WindowCounts { calls: 62, failures: 31 });
+        // 2^16 buckets later the same slots and tags come round again.
+        window.add(&ring, ticket, at(135 + 10 * 65_536), false);
+        assert_eq!(window.counts(ticket, at(135 + 10 * 65_536), [&ring]), WindowCounts { calls: 1, failures: 0 });
+    }
+
+    #[test]
+    fn another_generation_starts_empty_and_open_tickets_count_nowhere() {
+        let (breaker, ticket) = closed_ticket();
+        let window = RateWindow::new(rule(0.5, 1, 100));
+        let ring = Ring::new();
+        let now = Timestamp::from_millis(0);
+        window.add(&ring, ticket, now, true);
+        breaker.reset_at(now); // a new closed generation in the same millisecond
+        let next = breaker.acquire_at(now).unwrap();
+        assert_eq!(window.counts(next, now, [&ring]), WindowCounts::default());
+        window.add(&ring, next, now, false);
+        assert_eq!(window.counts(next, now, [&ring]), WindowCounts { calls: 1, failures: 0 });
+        assert_eq!(window.counts(ticket, now, [&ring]), WindowCounts::default(), "the old one is gone");
+        breaker.trip_for_at(Duration::ZERO, now);
+        let probe = breaker.acquire_at(now).unwrap();
+        assert!(!window.add(&ring, probe, now, true), "a probe is not a closed call");
+        ring.clear();
+        assert_eq!(window.counts(next, now, [&ring]), WindowCounts::default());
+    }
+
+    #[test]
+    fn rings_of_several_threads_add_up() {
+        let (_breaker, ticket) = closed_ticket();
+        let window = RateWindow::new(rule(0.5, 4, 100));
+        let rings = [Ring::new(), Ring::new()];
+        let now = Timestamp::from_millis(3);
+        window.add(&rings[0], ticket, now, false);
+        window.add(&rings[1], ticket, now, true);
+        window.add(&rings[0], ticket, now, false);
+        assert!(!window.failed(ticket, now, &rings), "3 calls");
+        window.add(&rings[1], ticket, now, true);
+        assert!(window.failed(ticket, now, &rings), "2 of 4");
+    }
+}
