@@ -230,6 +230,6 @@ fn transitions_and_builders_debug_print_what_they_hold() {
     let builder = CoreBreaker::builder(Config::default()).name("db").on_transition(|_| {}).success_threshold(2);
     assert_eq!(
         format!("{builder:?}"),
-        r#"Builder { config: Config { threshold: 5, timeout: 30s, half_open_max: 1 }, clock: "real", name: Some("db"), listener: Some("Fn(&Transition)"), backoff: Backoff { factor: 1.0, max: None, jitter: None, seed: None }, success_threshold: 2 }"#
+        r#"Builder { config: Config { threshold: 5, timeout: 30s, half_open_max: 1 }, clock: "real", name: Some("db"), listener: Some("Fn(&Transition)"), backoff: Backoff { factor: 1.0, max: None, jitter: None, seed: None }, success_threshold: 2, consecutive_failures: true }"#
     );
 }

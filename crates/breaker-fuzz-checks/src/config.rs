@@ -212,6 +212,80 @@ impl PolicyInput {
     }
 }
 
+/// A failure-rate rule as the fuzzer builds it: small windows and call
+/// counts, so that runs of a few hundred operations open on it.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateInput {
+    /// The ratio in percent, 1 to 100 (taken mod 100, plus 1).
+    pub percent: u8,
+    /// The calls the window needs, 1 to 8 (mod 8, plus 1).
+    pub min_calls: u8,
+    /// The window in tens of milliseconds, 1 to 64 (mod 64, plus 1): buckets
+    /// of 1 to 64 ms.
+    pub tens_of_ms: u8,
+}
+
+impl RateInput {
+    /// The rule given to the builder.
+    pub fn real(&self) -> breaker_core::FailureRate {
+        let ratio = f64::from(self.percent % 100 + 1) / 100.0;
+        let window = std::time::Duration::from_millis(10 * (u64::from(self.tens_of_ms % 64) + 1));
+        breaker_core::FailureRate::new(ratio, u32::from(self.min_calls % 8) + 1, window)
+    }
+
+    /// The model's statement of the same rule: the ratio in parts per
+    /// million as `FailureRate::validate` documents it (rounded to the
+    /// nearest), buckets of a tenth of the window.
+    pub fn model(&self) -> breaker_model::Rate {
+        breaker_model::Rate {
+            ratio_ppm: (u32::from(self.percent % 100) + 1) * 10_000,
+            min_calls: u32::from(self.min_calls % 8) + 1,
+            bucket_ms: u64::from(self.tens_of_ms % 64) + 1,
+        }
+    }
+}
+
+/// What the facade watches beyond consecutive failures. All zeros (what the
+/// inputs saved before it existed decode to, with zero bytes inserted) is
+/// none of it.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchInput {
+    /// `Builder::failure_rate`.
+    pub rate: Option<RateInput>,
+    /// `Builder::slow_call` in ms, 1 to 256 (plus 1).
+    pub slow_ms: Option<u8>,
+    /// `Builder::consecutive_failures(false)`.
+    pub consecutive_off: bool,
+}
+
+impl WatchInput {
+    /// The builder with these options.
+    pub fn build(&self, builder: breaker::Builder) -> breaker::Builder {
+        let builder = builder.consecutive_failures(!self.consecutive_off);
+        let builder = match self.rate {
+            Some(rate) => builder.failure_rate(rate.real()),
+            None => builder,
+        };
+        match self.slow_ms {
+            Some(ms) => builder.slow_call(std::time::Duration::from_millis(u64::from(ms) + 1)),
+            None => builder,
+        }
+    }
+
+    /// `model` with these options.
+    pub fn model(&self, model: breaker_model::Model) -> breaker_model::Model {
+        let model = if self.consecutive_off { model.without_consecutive() } else { model };
+        let model = match self.rate {
+            Some(rate) => model.with_rate(rate.model()),
+            None => model,
+        };
+        match self.slow_ms {
+            Some(ms) => model.with_slow_call(u64::from(ms) + 1),
+            None => model,
+        }
+    }
+}
+
 /// Whether the builder must accept `policy` with a config that validated to
 /// `limits`, computed here from the documented rules: the factor in
 /// 1..=65.535 (in whole thousandths, as given here), the cap from the

@@ -24,7 +24,7 @@ use breaker::quanta::Mock;
 use breaker::{Breaker, Counts, Error, OwnedPermit, Permit, PermitOf, Recorded, Rejected, Transition};
 use breaker_model::{Model, Refused, Seen};
 
-use crate::config::{ConfigInput, PolicyInput, check_validation, policy_fits};
+use crate::config::{ConfigInput, PolicyInput, WatchInput, check_validation, policy_fits};
 use crate::panics::{catch_deliberate, deliberate};
 use crate::time::Jump;
 use crate::{MAX_TICKET_AGE, Outcome, seen};
@@ -159,6 +159,8 @@ pub struct Input {
     /// The builder's success threshold and backoff; a combination that does
     /// not fit ends the run (the `config` target checks the refusal).
     pub policy: PolicyInput,
+    /// A failure rate, slow calls, the consecutive rule switched off.
+    pub watch: WatchInput,
     /// The operations, in order.
     pub ops: Vec<Op>,
 }
@@ -181,16 +183,20 @@ pub fn facade_sequence(input: &Input) {
         }
     }
     let timeout_ms = expected.map_or(0, |valid| valid.timeout().as_millis() as u64);
-    let built = Breaker::builder(config)
+    let builder = Breaker::builder(config)
         .clock(clock)
         .success_threshold(input.policy.success_threshold())
         .backoff(input.policy.backoff(timeout_ms))
         .name("fuzzed")
-        .on_transition(move |t| sink.lock().unwrap().push(t.clone()))
-        .build();
+        .on_transition(move |t| sink.lock().unwrap().push(t.clone()));
+    let built = input.watch.build(builder).build();
     let breaker = match (expected, built) {
         (Some(limits), Ok(breaker)) => {
-            assert_eq!(breaker.config(), limits.config(), "Breaker::builder({config:?}).clock(mock).build()");
+            let mut expected = limits.config();
+            if input.watch.consecutive_off {
+                expected.threshold = 0;
+            }
+            assert_eq!(breaker.config(), expected, "Breaker::builder({config:?}).clock(mock).build()");
             Arc::new(breaker)
         }
         (None, Err(err)) => {
@@ -205,7 +211,7 @@ pub fn facade_sequence(input: &Input) {
     let mut run = Run {
         breaker: &breaker,
         mock,
-        model: input.policy.model(&limits),
+        model: input.watch.model(input.policy.model(&limits)),
         timeout_ms,
         tally: Counts::default(),
         heard,
@@ -255,6 +261,8 @@ struct HeldPermit<'b> {
     permit: AnyPermit<'b>,
     ticket: breaker_model::Ticket,
     generation: u64,
+    /// When it was admitted (ms), for the slow-call rule.
+    started: u64,
 }
 
 type CallFuture<'b> = Pin<Box<dyn Future<Output = Result<u8, Error<u8>>> + 'b>>;
@@ -267,8 +275,9 @@ struct Flight<'b> {
     classify: Option<Outcome>,
     /// Polls of the inner future so far.
     polls: u32,
-    /// The model's ticket and generation once the first poll admitted it.
-    admitted: Option<(breaker_model::Ticket, u64)>,
+    /// The model's ticket and generation once the first poll admitted it,
+    /// and when (ms).
+    admitted: Option<(breaker_model::Ticket, u64, u64)>,
     /// Whether a poll panicked. The call is over then (a failure, counted at
     /// the panic); the caller still holds the future until it drops it, as
     /// a task that caught the panic would, and never polls it again.
@@ -396,7 +405,8 @@ impl<'b> Run<'b> {
                 };
                 match (admitted, permit) {
                     (Ok(ticket), Ok(permit)) => {
-                        self.permits.push(HeldPermit { permit, ticket, generation: self.model.generation() })
+                        let generation = self.model.generation();
+                        self.permits.push(HeldPermit { permit, ticket, generation, started: now })
                     }
                     (Err(retry_after), Err(rejected)) => {
                         check_rejected(rejected, retry_after, &context(&self.model));
@@ -417,7 +427,7 @@ impl<'b> Run<'b> {
                     Report::Record(outcome) => outcome,
                 };
                 let real = held.permit.report(how) == Recorded::Applied;
-                let model = self.settle(held.ticket, outcome, now);
+                let model = self.settle_call(held.ticket, outcome, held.started, now);
                 assert_eq!(
                     real,
                     model,
@@ -429,7 +439,7 @@ impl<'b> Run<'b> {
             Op::DropPermit { pick } => {
                 let held = self.permits.remove(usize::from(pick) % self.permits.len());
                 drop(held.permit);
-                self.settle(held.ticket, Outcome::Ignored, now);
+                self.settle_call(held.ticket, Outcome::Ignored, held.started, now);
             }
             Op::Spawn { pending, end, classify } => {
                 let inner = Scripted { pending, end };
@@ -462,7 +472,7 @@ impl<'b> Run<'b> {
                         self.tally.rejections += 1;
                         return self.after(step, op, generation);
                     }
-                    Some(Ok(ticket)) => flight.admitted = Some((ticket, self.model.generation())),
+                    Some(Ok(ticket)) => flight.admitted = Some((ticket, self.model.generation(), now)),
                     None => {}
                 }
                 flight.polls += 1;
@@ -476,7 +486,7 @@ impl<'b> Run<'b> {
                 } else {
                     let expected = flight.end.returned().map(Poll::Ready);
                     assert_eq!(poll, expected, "the last poll, {}", context(&self.model));
-                    let (ticket, _) = flight.admitted.expect("admitted above");
+                    let (ticket, _, started) = flight.admitted.expect("admitted above");
                     let outcome = flight.end.outcome(flight.classify);
                     if flight.end == End::Panic {
                         // Kept until a `Cancel`: the failure counts now, at
@@ -485,7 +495,7 @@ impl<'b> Run<'b> {
                     } else {
                         self.flights.remove(index);
                     }
-                    self.settle(ticket, outcome, now);
+                    self.settle_call(ticket, outcome, started, now);
                 }
             }
             Op::Cancel { pick } => {
@@ -495,8 +505,8 @@ impl<'b> Run<'b> {
                 match admitted {
                     // A panicked call already counted as a failure.
                     Some(_) if panicked => {}
-                    Some((ticket, _)) => {
-                        self.settle(ticket, Outcome::Ignored, now);
+                    Some((ticket, _, started)) => {
+                        self.settle_call(ticket, Outcome::Ignored, started, now);
                     }
                     None => {}
                 }
@@ -558,12 +568,18 @@ impl<'b> Run<'b> {
     /// Reports `outcome` to the model and counts it in the tally as the
     /// facade should: whether the model applied it.
     fn settle(&mut self, ticket: breaker_model::Ticket, outcome: Outcome, now: u64) -> bool {
-        match outcome {
-            Outcome::Success => self.tally.successes += 1,
-            Outcome::Failure => self.tally.failures += 1,
-            Outcome::Ignored => {}
+        self.settle_call(ticket, outcome, now, now)
+    }
+
+    /// [`settle`](Self::settle) for a call admitted at `started`: a slow
+    /// success counts as a failure, in the tally too.
+    fn settle_call(&mut self, ticket: breaker_model::Ticket, outcome: Outcome, started: u64, now: u64) -> bool {
+        match self.model.counts_as(outcome.model(), started, now) {
+            breaker_model::Outcome::Success => self.tally.successes += 1,
+            breaker_model::Outcome::Failure => self.tally.failures += 1,
+            breaker_model::Outcome::Ignored => {}
         }
-        self.model.record(ticket, outcome.model(), now)
+        self.model.record_call(ticket, outcome.model(), started, now)
     }
 
     /// Retires what is too old to report, then checks.
@@ -595,7 +611,7 @@ impl<'b> Run<'b> {
             self.retired_permits.extend(old.into_iter().map(|held: HeldPermit<'b>| held.permit));
             let (old, young) = core::mem::take(&mut self.flights)
                 .into_iter()
-                .partition(|flight| flight.admitted.is_some_and(|(_, issued)| current - issued >= MAX_TICKET_AGE));
+                .partition(|flight| flight.admitted.is_some_and(|(_, issued, _)| current - issued >= MAX_TICKET_AGE));
             self.flights = young;
             self.retired_flights.extend(old.into_iter().map(|flight: Flight<'b>| flight.future));
         }

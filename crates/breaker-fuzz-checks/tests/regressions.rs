@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use breaker_core::{Config, CoreBreaker, Outcome as CoreOutcome, Recorded, Timestamp};
-use breaker_fuzz_checks::config::{BackoffInput, ConfigInput, Limit, PolicyInput, Timeout};
+use breaker_fuzz_checks::config::{BackoffInput, ConfigInput, Limit, PolicyInput, Timeout, WatchInput};
 use breaker_fuzz_checks::core_vs_model::{self, Start};
 use breaker_fuzz_checks::facade_sequence::{self, End};
 use breaker_fuzz_checks::time::Jump;
@@ -56,6 +56,9 @@ fn saved_facade_sequence_inputs_pass() {
 fn saved_config_inputs_pass() {
     replay_dir("config");
 }
+
+/// Nothing watched beyond consecutive failures.
+const NO_WATCH: WatchInput = WatchInput { rate: None, slow_ms: None, consecutive_off: false };
 
 /// The Go package's rules: one success closes, every open lasts the timeout.
 const GO_RULES: PolicyInput = PolicyInput { success_threshold: Limit::Small(1), backoff: BackoffInput::Fixed };
@@ -220,7 +223,12 @@ fn facade_panics_count_as_failures_and_drops_as_ignored() {
         CallWith { end: End::Panic, outcome: Outcome::Ignored }, // a panic is a failure whatever the classifier: opens
         CallWithFallback(End::Ok),                               // rejected: the fallback
     ];
-    facade_sequence::facade_sequence(&facade_sequence::Input { policy: GO_RULES, config: config(1, 1, 10), ops });
+    facade_sequence::facade_sequence(&facade_sequence::Input {
+        policy: GO_RULES,
+        watch: NO_WATCH,
+        config: config(1, 1, 10),
+        ops,
+    });
 }
 
 /// A panic while a `call_async` future's inner future is polled counts as a
@@ -238,7 +246,12 @@ fn facade_a_panicking_future_counts_as_a_failure_at_the_panic() {
         Poll { pick: 0 }, // panics: the failure counts now, and opens the breaker (threshold 1)
         Cancel { pick: 0 },
     ];
-    facade_sequence::facade_sequence(&facade_sequence::Input { policy: GO_RULES, config: config(1, 1, 10), ops });
+    facade_sequence::facade_sequence(&facade_sequence::Input {
+        policy: GO_RULES,
+        watch: NO_WATCH,
+        config: config(1, 1, 10),
+        ops,
+    });
 }
 
 #[test]
@@ -263,7 +276,12 @@ fn facade_stale_results_still_count() {
         CallWith { end: End::Panic, outcome: Outcome::Ignored }, // a panic is a failure
         Acquire { owned: false },                                // still held at the end: dropped as ignored
     ];
-    facade_sequence::facade_sequence(&facade_sequence::Input { policy: GO_RULES, config: config(3, 2, 0), ops });
+    facade_sequence::facade_sequence(&facade_sequence::Input {
+        policy: GO_RULES,
+        watch: NO_WATCH,
+        config: config(3, 2, 0),
+        ops,
+    });
 }
 
 #[test]

@@ -337,6 +337,14 @@ impl Model {
         Model { slow_ms: Some(slow_ms), ..self }
     }
 
+    /// How a call admitted at `started` and reported at `now` with
+    /// `outcome` counts: a success slower than the slow-call threshold is a
+    /// failure.
+    pub fn counts_as(&self, outcome: Outcome, started: u64, now: u64) -> Outcome {
+        let slow = self.slow_ms.is_some_and(|slow_ms| now.saturating_sub(started) > slow_ms);
+        if outcome == Outcome::Success && slow { Outcome::Failure } else { outcome }
+    }
+
     /// Calls and failures in the failure-rate window at `now` (none without
     /// the rule).
     pub fn window(&self, now: u64) -> (u64, u64) {
@@ -426,8 +434,7 @@ impl Model {
         if ticket.generation != self.generation {
             return false;
         }
-        let slow = self.slow_ms.is_some_and(|slow_ms| now.saturating_sub(started) > slow_ms);
-        let outcome = if outcome == Outcome::Success && slow { Outcome::Failure } else { outcome };
+        let outcome = self.counts_as(outcome, started, now);
         match (self.phase, outcome) {
             (Phase::Open { .. } | Phase::Isolated { .. }, _) => return false,
             (Phase::Closed { .. }, Outcome::Success) => {

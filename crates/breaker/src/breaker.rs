@@ -5,14 +5,17 @@ use core::future::Future;
 use std::sync::Arc;
 
 use breaker_core::quanta;
-use breaker_core::{Config, ConfigError, CoreBreaker, Outcome, Recorded, Rejected, State, Ticket};
+use breaker_core::{Config, ConfigError, CoreBreaker, Outcome, Recorded, Rejected, Ring, State, Ticket, Timestamp};
 
 use crate::builder::Builder;
 use crate::call_future::CallFuture;
 use crate::classify::{ByResult, Classify};
 use crate::counts::{Count, Counts, Tally, ThreadSlot};
 use crate::error::Error;
+use crate::lane::{Slot, increment};
+use crate::local;
 use crate::permit::{OwnedPermit, Permit, PermitOf};
+use crate::watch::Watch;
 
 /// A circuit breaker around calls to one downstream service.
 ///
@@ -41,6 +44,8 @@ use crate::permit::{OwnedPermit, Permit, PermitOf};
 pub struct Breaker {
     core: CoreBreaker,
     tally: Tally,
+    /// The failure-rate window and slow-call threshold, if either is set.
+    watch: Option<Box<Watch>>,
 }
 
 impl Breaker {
@@ -134,7 +139,22 @@ impl Breaker {
     /// # Ok::<(), breaker::ConfigError>(())
     /// ```
     pub fn from_core(core: CoreBreaker) -> Breaker {
-        Breaker { core, tally: Tally::new() }
+        Breaker { core, tally: Tally::new(), watch: None }
+    }
+
+    /// A breaker on `core` watching `rate` and slow calls (over `slow_ticks`
+    /// ms), if either is set.
+    pub(crate) fn watching(
+        core: CoreBreaker,
+        rate: Option<breaker_core::RateWindow>,
+        slow_ticks: Option<u64>,
+    ) -> Breaker {
+        if rate.is_none() && slow_ticks.is_none() {
+            return Breaker::from_core(core);
+        }
+        let tally = Tally::with_watch(true);
+        let watch = Some(Box::new(Watch::new(tally.id(), rate, slow_ticks)));
+        Breaker { core, tally, watch }
     }
 
     /// Runs `f` if the breaker lets it through; every `Err` counts as a
@@ -192,11 +212,34 @@ impl Breaker {
         // One lookup of this thread's counter slot serves the rejection or
         // the outcome: the whole call runs on this thread.
         let slot = self.tally.thread_slot();
-        let mut permit = PermitOf::new(self, self.admit_in(slot)?);
+        // Not cached: this thread's first call here, a cache collision, or a
+        // breaker with a watch. Checking first costs nothing: the counts
+        // below would branch on the same test.
+        if !slot.is_cached() {
+            return self.call_uncached(classify, f);
+        }
+        let mut permit = PermitOf::untimed(self, self.admit_in(slot)?);
         permit.count_drop_as(Outcome::Failure);
         let result = f();
         permit.count_drop_as(Outcome::Ignored);
         permit.record_in(slot, classify(&result));
+        result.map_err(Error::Inner)
+    }
+
+    /// [`call_with`](Self::call_with) when this thread's counter slot is not
+    /// in the plain cache; the permit's report finds (or registers) it.
+    #[cold]
+    #[inline(never)]
+    fn call_uncached<T, E>(
+        &self,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, Error<E>> {
+        let mut permit = PermitOf::new(self, self.admit()?);
+        permit.count_drop_as(Outcome::Failure);
+        let result = f();
+        permit.count_drop_as(Outcome::Ignored);
+        permit.record(classify(&result));
         result.map_err(Error::Inner)
     }
 
@@ -505,7 +548,48 @@ impl Breaker {
 
     #[inline]
     pub(crate) fn admit(&self) -> Result<Ticket, Rejected> {
-        self.core.acquire().inspect_err(|_| self.tally.add(Count::Rejection))
+        self.core.acquire().inspect_err(|_| self.count(Count::Rejection))
+    }
+
+    /// When a call admitted now started, for the slow-call rule; zero (and
+    /// no clock read) without one.
+    #[inline]
+    pub(crate) fn started(&self) -> Timestamp {
+        match &self.watch {
+            Some(watch) if watch.slow_ticks.is_some() => self.core.now(),
+            _ => Timestamp::ZERO,
+        }
+    }
+
+    /// Adds one to `count` in this thread's slot, whichever path finds it.
+    fn count(&self, count: Count) {
+        match self.watch.as_deref() {
+            None => self.tally.add(count),
+            Some(watch) => self.count_in(self.watched_place(watch), count),
+        }
+    }
+
+    fn count_in(&self, place: Option<(&'static Slot, &'static Ring)>, count: Count) {
+        match place {
+            Some((slot, _)) => increment(slot.counter(count)),
+            None => self.tally.add_shared(count),
+        }
+    }
+
+    /// This thread's slot and window ring for a watched breaker; `None` when
+    /// the thread cannot use its lane (it is tearing down).
+    #[inline]
+    fn watched_place(&self, watch: &Watch) -> Option<(&'static Slot, &'static Ring)> {
+        let (id, position) = (self.tally.id(), self.tally.position());
+        local::cached_watched(id, position).or_else(|| {
+            local::watched(
+                id,
+                position,
+                watch.rate.is_some(),
+                |lane, slot| self.tally.register(lane, slot),
+                |lane, ring| watch.register(lane, ring),
+            )
+        })
     }
 
     /// [`admit`](Self::admit) counting a rejection in a slot looked up
@@ -523,13 +607,54 @@ impl Breaker {
     /// report.
     #[cold]
     #[inline(never)]
-    pub(crate) fn settle_unreported(&self, ticket: Ticket, outcome: Outcome) {
-        self.settle(ticket, outcome);
+    pub(crate) fn settle_unreported(&self, ticket: Ticket, started: Timestamp, outcome: Outcome) {
+        self.settle(ticket, started, outcome);
     }
 
+    /// Reports the outcome of the call admitted with `ticket` at `started`.
     #[inline(always)]
-    pub(crate) fn settle(&self, ticket: Ticket, outcome: Outcome) -> Recorded {
-        self.settle_in(self.tally.thread_slot(), ticket, outcome)
+    pub(crate) fn settle(&self, ticket: Ticket, started: Timestamp, outcome: Outcome) -> Recorded {
+        let slot = self.tally.thread_slot();
+        if slot.is_cached() {
+            self.settle_in(slot, ticket, outcome)
+        } else {
+            self.settle_uncached(ticket, started, outcome)
+        }
+    }
+
+    /// [`settle`](Self::settle) when this thread's slot is not in the plain
+    /// cache: a first count, a collision, or a breaker with a watch.
+    #[cold]
+    #[inline(never)]
+    fn settle_uncached(&self, ticket: Ticket, started: Timestamp, outcome: Outcome) -> Recorded {
+        let Some(watch) = self.watch.as_deref() else {
+            let recorded = self.core.record(ticket, outcome);
+            match outcome {
+                Outcome::Success => self.tally.add(Count::Success),
+                Outcome::Failure => self.tally.add(Count::Failure),
+                Outcome::Ignored => {}
+            }
+            return recorded;
+        };
+        let now = self.core.now();
+        let outcome = match outcome {
+            Outcome::Success if watch.slow(started, now) => Outcome::Failure,
+            outcome => outcome,
+        };
+        let recorded = self.core.record_at(ticket, outcome, now);
+        let place = self.watched_place(watch);
+        let failed = match outcome {
+            Outcome::Success => false,
+            Outcome::Failure => true,
+            Outcome::Ignored => return recorded,
+        };
+        self.count_in(place, if failed { Count::Failure } else { Count::Success });
+        if let (Recorded::Applied, Some((_, ring))) = (recorded, place) {
+            if watch.add(ring, ticket, now, failed) {
+                self.core.open_on_rate_at(ticket, now);
+            }
+        }
+        recorded
     }
 
     /// Always inlined so that, in `call`, the outcome is known where it is

@@ -1,9 +1,12 @@
 //! [`Builder`]: every way to configure a [`Breaker`] beyond its [`Config`].
 
 use core::fmt;
+use core::time::Duration;
 use std::sync::Arc;
 
-use breaker_core::{Backoff, Config, ConfigError, CoreBreaker, RecentClock, Transition, quanta};
+use breaker_core::{
+    Backoff, Config, ConfigError, CoreBreaker, FailureRate, RateWindow, RecentClock, Transition, quanta,
+};
 
 use crate::Breaker;
 
@@ -33,13 +36,15 @@ pub struct Builder {
     /// Kept here rather than handed to the core at once, so that `build`
     /// can put the `tracing` event in front of it.
     listener: Option<Listener>,
+    rate: Option<FailureRate>,
+    slow_call: Option<Duration>,
 }
 
 type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 
 impl Builder {
     pub(crate) fn new(config: Config) -> Builder {
-        Builder { core: CoreBreaker::builder(config), listener: None }
+        Builder { core: CoreBreaker::builder(config), listener: None, rate: None, slow_call: None }
     }
 
     /// Runs the breaker on `clock` instead of the real one: typically
@@ -98,6 +103,112 @@ impl Builder {
     /// [`breaker_core::Builder::success_threshold`].
     pub fn success_threshold(self, successes: u32) -> Builder {
         Builder { core: self.core.success_threshold(successes), ..self }
+    }
+
+    /// Opens the breaker also when the failure rate over a sliding window is
+    /// too high: while closed, a failure opens it when, over the last
+    /// `rate.window()`, at least `rate.min_calls()` calls finished and
+    /// `failures / calls >= rate.ratio()`. The consecutive rule stays on
+    /// unless [`consecutive_failures(false)`](Self::consecutive_failures);
+    /// whichever fires first opens the breaker, the rate rule's opening is
+    /// reported as [`Reason::FailureRateReached`](crate::Reason).
+    ///
+    /// The window is [`BUCKETS`](breaker_core::BUCKETS) (10) buckets of
+    /// `window / 10` (rounded up to whole milliseconds): a call counts from
+    /// the moment it finishes until its bucket is ten buckets old, so the
+    /// window reaches back between 9 and 10 buckets. Only calls admitted
+    /// and reported while closed in one generation count: ignored and stale
+    /// results and rejections count nowhere, and every transition (a close,
+    /// a [`reset`](Breaker::reset)) starts an empty window. The rule is
+    /// checked when a failure is counted; a success never opens the breaker.
+    ///
+    /// Cost: every call reads the breaker's clock when it reports (a
+    /// cycle-counter read on the default clock, a shared load on a
+    /// [`RecentClock`]) and stores to a ring of buckets only its thread
+    /// writes (184 bytes per breaker and thread); a failure sums every
+    /// thread's ring. A sum can miss a success another thread is storing at
+    /// that moment, which reads the rate a little high; a failure is never
+    /// missed by the failures after it, so a breaker the rule says must open
+    /// is opened by the failure that tips it or the next one. `BENCHMARKS.md`
+    /// has the numbers.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, FailureRate, State};
+    /// use std::time::Duration;
+    ///
+    /// let (clock, _mock) = breaker::quanta::Clock::mock();
+    /// let breaker = Breaker::builder(Config { threshold: 5, ..Config::default() })
+    ///     .clock(clock)
+    ///     .failure_rate(FailureRate::new(0.5, 10, Duration::from_secs(10)))
+    ///     .build()?;
+    /// for i in 0..10 {
+    ///     // Every other call fails: never five in a row, but half of them.
+    ///     let _ = breaker.call(|| if i % 2 == 0 { Ok(()) } else { Err("503") });
+    /// }
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn failure_rate(self, rate: FailureRate) -> Builder {
+        Builder { rate: Some(rate), ..self }
+    }
+
+    /// Counts a call that succeeded after longer than `threshold` as a
+    /// failure, for the consecutive rule, the failure rate and a half-open
+    /// probe alike; the caller still gets its value, and
+    /// [`Counts::failures`](crate::Counts) includes it. A downstream that
+    /// answers in 20 s instead of 20 ms is down for its callers.
+    ///
+    /// Time is the breaker's clock in whole milliseconds, read when the call
+    /// is admitted and when it reports, so a call is slow when the two
+    /// readings differ by more than `threshold` (rounded up to whole
+    /// milliseconds): up to a millisecond off either way, and on a
+    /// [`RecentClock`] also by the clock's lag. Timing every call costs two
+    /// clock reads per call (one with a failure rate already on). Rejected
+    /// by [`build`](Self::build) when zero or above
+    /// [`Config::MAX_TIMEOUT`].
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, State};
+    /// use std::time::Duration;
+    ///
+    /// let (clock, mock) = breaker::quanta::Clock::mock();
+    /// let breaker = Breaker::builder(Config { threshold: 2, ..Config::default() })
+    ///     .clock(clock)
+    ///     .slow_call(Duration::from_secs(2))
+    ///     .build()?;
+    /// for _ in 0..2 {
+    ///     let answer = breaker.call(|| {
+    ///         mock.increment(Duration::from_secs(20)); // the downstream took 20 s
+    ///         Ok::<_, ()>("200 OK")
+    ///     });
+    ///     assert_eq!(answer, Ok("200 OK"));
+    /// }
+    /// assert_eq!(breaker.state(), State::Open);
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn slow_call(self, threshold: Duration) -> Builder {
+        Builder { slow_call: Some(threshold), ..self }
+    }
+
+    /// Whether `Config::threshold` consecutive failures open the breaker
+    /// (default `true`). Switch it off to let a
+    /// [`failure_rate`](Self::failure_rate) alone decide; without one, only
+    /// [`trip`](Breaker::trip) and friends open the breaker.
+    ///
+    /// ```
+    /// use breaker::{Breaker, Config, FailureRate, State};
+    /// use std::time::Duration;
+    ///
+    /// let breaker = Breaker::builder(Config { threshold: 1, ..Config::default() })
+    ///     .consecutive_failures(false)
+    ///     .failure_rate(FailureRate::new(0.9, 20, Duration::from_secs(10)))
+    ///     .build()?;
+    /// let _ = breaker.call(|| Err::<(), _>("one failure is not 90% of 20 calls"));
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn consecutive_failures(self, on: bool) -> Builder {
+        Builder { core: self.core.consecutive_failures(on), ..self }
     }
 
     /// Names the breaker for logs and metrics: [`Breaker::name`], `Debug`,
@@ -170,11 +281,20 @@ impl Builder {
     /// assert_eq!(err.field(), "threshold");
     /// ```
     pub fn build(self) -> Result<Breaker, ConfigError> {
+        let rate = self.rate.map(|rate| rate.validate()).transpose()?.map(RateWindow::new);
+        let slow_ticks = match self.slow_call {
+            None => None,
+            Some(value) if value.is_zero() || value > Config::MAX_TIMEOUT => {
+                return Err(ConfigError::SlowCall { value });
+            }
+            // At most `MAX_TIMEOUT` (2^36 ms): the cast is exact.
+            Some(value) => Some(value.as_nanos().div_ceil(1_000_000) as u64),
+        };
         let core = match with_tracing(self.listener) {
             Some(listener) => self.core.on_transition_shared(listener),
             None => self.core,
         };
-        Ok(Breaker::from_core(core.build()?))
+        Ok(Breaker::watching(core.build()?, rate, slow_ticks))
     }
 }
 
@@ -183,6 +303,8 @@ impl fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("core", &self.core)
             .field("listener", &self.listener.as_ref().map(|_| "Fn(&Transition)"))
+            .field("failure_rate", &self.rate)
+            .field("slow_call", &self.slow_call)
             .finish()
     }
 }

@@ -13,7 +13,7 @@ use core::ops::Deref;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use breaker_core::{Outcome, Rejected, Ticket};
+use breaker_core::{Outcome, Rejected, Ticket, Timestamp};
 use pin_project_lite::pin_project;
 
 use crate::classify::Classify;
@@ -60,6 +60,8 @@ pin_project! {
         // `Some` from the admission until the result is reported; `None`
         // with `classify` still there means the first poll has not decided.
         ticket: Option<Ticket>,
+        // When the call was admitted, for a slow-call rule.
+        started: Timestamp,
         // A rejection decided before the first poll (the tower service
         // admits in `call`), which the first poll returns.
         rejected: Option<Rejected>,
@@ -75,7 +77,7 @@ pin_project! {
             let this = this.project();
             // Dropped before it finished: counts as nothing, frees a probe slot.
             if let Some(ticket) = this.ticket.take() {
-                this.breaker.settle_unreported(ticket, Outcome::Ignored);
+                this.breaker.settle_unreported(ticket, *this.started, Outcome::Ignored);
             }
         }
     }
@@ -83,21 +85,22 @@ pin_project! {
 
 impl<B: Deref<Target = Breaker>, F, C> CallFuture<B, F, C> {
     pub(crate) fn new(breaker: B, classify: C, fut: F) -> Self {
-        CallFuture { breaker, classify: Some(classify), ticket: None, rejected: None, fut }
+        CallFuture { breaker, classify: Some(classify), ticket: None, started: Timestamp::ZERO, rejected: None, fut }
     }
 
     /// A call the breaker has already admitted with `ticket` (the tower
     /// service admits before it calls the inner service).
     #[cfg(feature = "tower")]
-    pub(crate) fn admitted(breaker: B, ticket: Ticket, classify: C, fut: F) -> Self {
-        CallFuture { breaker, classify: Some(classify), ticket: Some(ticket), rejected: None, fut }
+    pub(crate) fn admitted(breaker: B, (ticket, started): (Ticket, Timestamp), classify: C, fut: F) -> Self {
+        CallFuture { breaker, classify: Some(classify), ticket: Some(ticket), started, rejected: None, fut }
     }
 
     /// A call the breaker has already rejected: its first poll returns the
     /// rejection and never polls `fut`.
     #[cfg(feature = "tower")]
     pub(crate) fn rejected(breaker: B, rejected: Rejected, classify: C, fut: F) -> Self {
-        CallFuture { breaker, classify: Some(classify), ticket: None, rejected: Some(rejected), fut }
+        let started = Timestamp::ZERO;
+        CallFuture { breaker, classify: Some(classify), ticket: None, started, rejected: Some(rejected), fut }
     }
 }
 
@@ -122,7 +125,10 @@ where
                 None => breaker.admit(),
             };
             match admission {
-                Ok(ticket) => *this.ticket = Some(ticket),
+                Ok(ticket) => {
+                    *this.ticket = Some(ticket);
+                    *this.started = breaker.started();
+                }
                 Err(rejected) => {
                     *this.classify = None;
                     return Poll::Ready(Err(Error::Open(rejected)));
@@ -132,7 +138,8 @@ where
         // A panic in `fut` unwinds through this frame, not through the future,
         // which the caller still owns (and may poll again): the guard reports
         // the failure at the panic and ends the call.
-        let guard = FailOnUnwind { breaker, ticket: &mut *this.ticket, classify: &mut *this.classify };
+        let guard =
+            FailOnUnwind { breaker, ticket: &mut *this.ticket, started: *this.started, classify: &mut *this.classify };
         let poll = this.fut.poll(cx);
         core::mem::forget(guard);
         let Poll::Ready(result) = poll else { return Poll::Pending };
@@ -142,7 +149,7 @@ where
             // call as ignored, as `call_with` does.
             let outcome = classify.classify(&result);
             if let Some(ticket) = this.ticket.take() {
-                breaker.settle(ticket, outcome);
+                breaker.settle(ticket, *this.started, outcome);
             }
         }
         Poll::Ready(result.map_err(Error::Inner))
@@ -164,6 +171,7 @@ impl<B: Deref<Target = Breaker>, F, C> fmt::Debug for CallFuture<B, F, C> {
 struct FailOnUnwind<'g, C> {
     breaker: &'g Breaker,
     ticket: &'g mut Option<Ticket>,
+    started: Timestamp,
     classify: &'g mut Option<C>,
 }
 
@@ -171,7 +179,7 @@ impl<C> Drop for FailOnUnwind<'_, C> {
     fn drop(&mut self) {
         *self.classify = None;
         if let Some(ticket) = self.ticket.take() {
-            self.breaker.settle(ticket, Outcome::Failure);
+            self.breaker.settle(ticket, self.started, Outcome::Failure);
         }
     }
 }

@@ -92,6 +92,10 @@ pub(crate) struct Tally {
     /// For counts made by a thread that cannot hold a lane (tearing down):
     /// shared, so incremented with `fetch_add`.
     shared: Slot,
+    /// Whether the breaker has a [`Watch`](crate::watch::Watch): then its
+    /// slots never enter the plain cache, so its calls take the watched
+    /// path.
+    watched: bool,
 }
 
 /// One of a tally's slots and the lane it belongs to.
@@ -100,9 +104,38 @@ struct Registered {
     slot: &'static Slot,
 }
 
+impl ThreadSlot<'_> {
+    /// Whether the plain cache had the slot: never for a watched breaker.
+    #[inline(always)]
+    pub(crate) fn is_cached(&self) -> bool {
+        self.slot.is_some()
+    }
+}
+
 impl Tally {
     pub(crate) fn new() -> Tally {
-        Tally { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), registered: Mutex::new(Vec::new()), shared: Slot::new() }
+        Tally::with_watch(false)
+    }
+
+    /// A tally for a breaker with a watch if `watched`.
+    pub(crate) fn with_watch(watched: bool) -> Tally {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Tally { id, registered: Mutex::new(Vec::new()), shared: Slot::new(), watched }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Lists a slot a lane handed out for this tally.
+    pub(crate) fn register(&self, lane: &'static Lane, slot: &'static Slot) {
+        self.registered.lock().unwrap_or_else(PoisonError::into_inner).push(Registered { lane, slot });
+    }
+
+    /// Adds one to `count` in the slot shared by threads that cannot use
+    /// their lane.
+    pub(crate) fn add_shared(&self, count: Count) {
+        self.shared.counter(count).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds one to `count` in this thread's slot.
@@ -134,7 +167,7 @@ impl Tally {
     ///
     /// [`Breaker`]: crate::Breaker
     #[inline(always)]
-    fn position(&self) -> usize {
+    pub(crate) fn position(&self) -> usize {
         core::ptr::from_ref(self) as usize / size_of::<crate::Breaker>()
     }
 
@@ -143,13 +176,9 @@ impl Tally {
     #[cold]
     #[inline(never)]
     fn add_first(&self, count: Count) {
-        let register =
-            |lane, slot| self.registered.lock().unwrap_or_else(PoisonError::into_inner).push(Registered { lane, slot });
-        match local::slot(self.id, self.position(), register) {
+        match local::slot(self.id, self.position(), !self.watched, |lane, slot| self.register(lane, slot)) {
             Some(slot) => increment(slot.counter(count)),
-            None => {
-                self.shared.counter(count).fetch_add(1, Ordering::Relaxed);
-            }
+            None => self.add_shared(count),
         }
     }
 

@@ -16,6 +16,11 @@
 //! gives them back to their lanes, which reuse them for the next breakers
 //! their threads count on.
 //!
+//! A breaker with a failure-rate rule also gets a window [`Ring`] on the
+//! lane of each thread that reports to it (184 bytes, four to a chunk),
+//! handed out, listed by the breaker ([`crate::watch::Watch`]) and given
+//! back the same way.
+//!
 //! Chunks and lanes are leaked (`&'static`), which is what lets the
 //! thread-local cache hold a plain reference with no `unsafe` and no
 //! reference count. Their memory is reused, never returned to the allocator:
@@ -30,14 +35,16 @@
 //! `Relaxed` and see each counter's latest value or an earlier one. Every
 //! hand-over of a slot goes through a mutex, whose release and acquire order
 //! the old writer's last store before the new writer's first load: a lane
-//! through [`IDLE`] when a thread exits, a freed slot through its lane's
-//! `freed` list when a breaker is dropped.
+//! through [`IDLE`] when a thread exits, a freed slot or ring through its
+//! lane's `freed` or `freed_rings` list when a breaker is dropped. Rings
+//! have their own orderings (see [`breaker_core::RateWindow`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use breaker_core::Ring;
 use crossbeam_utils::CachePadded;
 
 use crate::counts::{Count, Counts};
@@ -69,7 +76,7 @@ impl Slot {
         total.rejections += self.rejections.load(Ordering::Relaxed);
     }
 
-    fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.successes.store(0, Ordering::Relaxed);
         self.failures.store(0, Ordering::Relaxed);
         self.rejections.store(0, Ordering::Relaxed);
@@ -86,43 +93,135 @@ pub(crate) fn increment(counter: &AtomicU64) {
 /// Slots per chunk: 16 slots of 24 bytes fill three 128-byte lines.
 const CHUNK_SLOTS: usize = 16;
 
-type Chunk = CachePadded<[Slot; CHUNK_SLOTS]>;
+/// Rings per chunk: 4 rings of 184 bytes, in six 128-byte lines.
+const CHUNK_RINGS: usize = 4;
 
 const _: () = assert!(size_of::<Slot>() == 24);
 
-/// The part of a lane that breakers reach: where a dropped breaker gives its
-/// slots back. Leaked, since a breaker may give a slot back to a lane whose
-/// thread has exited.
-pub(crate) struct Lane {
-    freed: Mutex<Vec<Freed>>,
+/// What a lane hands out one per breaker: counter slots, and the window
+/// rings of breakers with a failure-rate rule.
+pub(crate) trait Pooled: Sync + Sized + 'static {
+    /// A new chunk of them, leaked, on cache lines of its own.
+    fn chunk() -> &'static [Self];
+    /// Zeroes one that a dropped breaker gave back.
+    fn reset(&self);
 }
 
-/// A slot a dropped breaker gave back, cleared, with that breaker's id so the
-/// lane can forget the old mapping when it reuses the slot.
-struct Freed {
+impl Pooled for Slot {
+    fn chunk() -> &'static [Slot] {
+        let chunk: &'static CachePadded<[Slot; CHUNK_SLOTS]> =
+            Box::leak(Box::new(CachePadded::new(std::array::from_fn(|_| Slot::new()))));
+        &**chunk
+    }
+
+    fn reset(&self) {
+        self.clear();
+    }
+}
+
+impl Pooled for Ring {
+    fn chunk() -> &'static [Ring] {
+        let chunk: &'static CachePadded<[Ring; CHUNK_RINGS]> =
+            Box::leak(Box::new(CachePadded::new(std::array::from_fn(|_| Ring::new()))));
+        &**chunk
+    }
+
+    fn reset(&self) {
+        self.clear();
+    }
+}
+
+/// The part of a lane that breakers reach: where a dropped breaker gives its
+/// slots and rings back. Leaked, since a breaker may give one back to a lane
+/// whose thread has exited.
+pub(crate) struct Lane {
+    freed: Mutex<Vec<Freed<Slot>>>,
+    freed_rings: Mutex<Vec<Freed<Ring>>>,
+}
+
+/// A slot or ring a dropped breaker gave back, cleared, with that breaker's
+/// id so the lane can forget the old mapping when it reuses it.
+struct Freed<T: 'static> {
     breaker: u64,
-    slot: &'static Slot,
+    item: &'static T,
 }
 
 impl Lane {
     /// Takes back `slot`, which counted for `breaker` (now being dropped)
     /// on this lane, for reuse by the lane's thread.
     pub(crate) fn give_back(&self, breaker: u64, slot: &'static Slot) {
-        slot.clear();
-        self.freed.lock().unwrap_or_else(PoisonError::into_inner).push(Freed { breaker, slot });
+        give_back(&self.freed, breaker, slot);
+    }
+
+    /// [`give_back`](Self::give_back) for a window ring.
+    pub(crate) fn give_back_ring(&self, breaker: u64, ring: &'static Ring) {
+        give_back(&self.freed_rings, breaker, ring);
     }
 }
 
-/// A lane with what only the thread holding it touches: its map of breakers
-/// to slots and the unused rest of its newest chunk. Moved into the holding
-/// thread's thread-local, and back into [`IDLE`] when that thread exits.
+fn give_back<T: Pooled>(freed: &Mutex<Vec<Freed<T>>>, breaker: u64, item: &'static T) {
+    item.reset();
+    freed.lock().unwrap_or_else(PoisonError::into_inner).push(Freed { breaker, item });
+}
+
+/// One kind of item a lane hands out: its map of breakers to items and the
+/// unused rest of its newest chunk. Only the thread holding the lane
+/// touches it.
+struct Pool<T: 'static> {
+    /// The lane's item for each breaker it has counted on. Entries of
+    /// dropped breakers stay until their item is reused, so this holds at
+    /// most one entry per item the lane owns.
+    map: HashMap<u64, &'static T, BuildHasherDefault<IdHasher>>,
+    fresh: &'static [T],
+}
+
+impl<T: Pooled> Pool<T> {
+    fn new() -> Pool<T> {
+        Pool { map: HashMap::default(), fresh: &[] }
+    }
+
+    /// The item for `breaker`, and whether it is new to it.
+    fn get(&mut self, breaker: u64, freed: &Mutex<Vec<Freed<T>>>) -> (&'static T, bool) {
+        if let Some(&item) = self.map.get(&breaker) {
+            return (item, false);
+        }
+        let item = self.reuse(freed).unwrap_or_else(|| self.carve());
+        self.map.insert(breaker, item);
+        (item, true)
+    }
+
+    fn reuse(&mut self, freed: &Mutex<Vec<Freed<T>>>) -> Option<&'static T> {
+        // `try_lock`: a breaker being dropped on this very thread may hold the
+        // lock (if its push allocates and the allocator counts on a breaker);
+        // a fresh item is as good as a freed one.
+        let mut freed = match freed.try_lock() {
+            Ok(freed) => freed,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let Freed { breaker, item } = freed.pop()?;
+        drop(freed);
+        self.map.remove(&breaker);
+        Some(item)
+    }
+
+    fn carve(&mut self) -> &'static T {
+        if self.fresh.is_empty() {
+            self.fresh = T::chunk();
+        }
+        let (item, rest) = self.fresh.split_first().expect("a chunk is never empty");
+        self.fresh = rest;
+        item
+    }
+}
+
+/// A lane with what only the thread holding it touches. Moved into the
+/// holding thread's thread-local, and back into [`IDLE`] when that thread
+/// exits.
 pub(crate) struct OwnedLane {
     lane: &'static Lane,
-    /// The lane's slot for each breaker it has counted on. Entries of dropped
-    /// breakers stay until their slot is reused, so this holds at most one
-    /// entry per slot the lane owns.
-    slots: HashMap<u64, &'static Slot, BuildHasherDefault<IdHasher>>,
-    fresh: &'static [Slot],
+    slots: Pool<Slot>,
+    rings: Pool<Ring>,
 }
 
 /// Lanes whose threads have exited, waiting for new threads.
@@ -136,8 +235,9 @@ impl OwnedLane {
     }
 
     fn new() -> OwnedLane {
-        let lane: &'static Lane = Box::leak(Box::new(Lane { freed: Mutex::new(Vec::new()) }));
-        OwnedLane { lane, slots: HashMap::default(), fresh: &[] }
+        let lane: &'static Lane =
+            Box::leak(Box::new(Lane { freed: Mutex::new(Vec::new()), freed_rings: Mutex::new(Vec::new()) }));
+        OwnedLane { lane, slots: Pool::new(), rings: Pool::new() }
     }
 
     /// Hands the lane to the next thread that needs one.
@@ -152,38 +252,18 @@ impl OwnedLane {
     /// The lane's slot for `breaker`, and whether it is new (the caller must
     /// then register it with the breaker).
     pub(crate) fn slot(&mut self, breaker: u64) -> (&'static Slot, bool) {
-        if let Some(&slot) = self.slots.get(&breaker) {
-            return (slot, false);
-        }
-        let slot = self.reuse().unwrap_or_else(|| self.carve());
-        self.slots.insert(breaker, slot);
-        (slot, true)
+        self.slots.get(breaker, &self.lane.freed)
     }
 
-    fn reuse(&mut self) -> Option<&'static Slot> {
-        // `try_lock`: a breaker being dropped on this very thread may hold the
-        // lock (if its push allocates and the allocator counts on a breaker);
-        // a fresh slot is as good as a freed one.
-        let mut freed = match self.lane.freed.try_lock() {
-            Ok(freed) => freed,
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
-        let Freed { breaker, slot } = freed.pop()?;
-        drop(freed);
-        self.slots.remove(&breaker);
-        Some(slot)
+    /// The lane's window ring for `breaker`, and whether it is new (the
+    /// caller must then register it with the breaker's window).
+    pub(crate) fn ring(&mut self, breaker: u64) -> (&'static Ring, bool) {
+        self.rings.get(breaker, &self.lane.freed_rings)
     }
 
+    #[cfg(test)]
     fn carve(&mut self) -> &'static Slot {
-        if let [slot, rest @ ..] = self.fresh {
-            self.fresh = rest;
-            return slot;
-        }
-        let chunk: &'static Chunk = Box::leak(Box::new(CachePadded::new(std::array::from_fn(|_| Slot::new()))));
-        let [slot, rest @ ..] = &**chunk;
-        self.fresh = rest;
-        slot
+        self.slots.carve()
     }
 }
 
@@ -212,10 +292,15 @@ impl Hasher for IdHasher {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::hash::BuildHasher;
 
     use super::*;
+
+    /// A lane of its own, for tests that need one to register with.
+    pub(crate) fn lane() -> &'static Lane {
+        OwnedLane::new().lane
+    }
 
     #[test]
     fn a_lane_carves_its_slots_side_by_side() {
@@ -240,7 +325,7 @@ mod tests {
         }
         let (reused, new) = owned.slot(9);
         assert!(new && core::ptr::eq(reused, slot), "the freed slot goes to the next breaker");
-        assert!(!owned.slots.contains_key(&7), "and the dropped breaker's entry is gone");
+        assert!(!owned.slots.map.contains_key(&7), "and the dropped breaker's entry is gone");
     }
 
     #[test]

@@ -139,6 +139,7 @@ pub mod prometheus;
 pub mod tower;
 #[cfg(feature = "tracing")]
 mod trace;
+mod watch;
 
 pub use crate::breaker::Breaker;
 pub use builder::Builder;
@@ -149,8 +150,8 @@ pub use error::Error;
 pub use permit::{OwnedPermit, Permit, PermitOf};
 
 pub use breaker_core::{
-    Backoff, Config, ConfigError, CoreBreaker, Jitter, Outcome, Reason, RecentClock, Recorded, Rejected, State,
-    Timestamp, Transition,
+    Backoff, Config, ConfigError, CoreBreaker, FailureRate, Jitter, Outcome, Reason, RecentClock, Recorded, Rejected,
+    State, Timestamp, Transition,
 };
 
 /// The clock crate the breaker runs on, re-exported so that

@@ -11,6 +11,8 @@
 
 use std::cell::{Cell, RefCell};
 
+use breaker_core::Ring;
+
 use crate::lane::{Lane, OwnedLane, Slot};
 
 /// The lane this thread holds, if it has counted yet.
@@ -22,6 +24,7 @@ impl Drop for Holder {
     fn drop(&mut self) {
         if let Some(lane) = self.0.take() {
             let _ = CACHE.try_with(|cache| cache.iter().for_each(|entry| entry.set(Entry::EMPTY)));
+            let _ = WATCHED.try_with(|cache| cache.iter().for_each(|entry| entry.set(WatchedEntry::EMPTY)));
             lane.retire();
         }
     }
@@ -44,10 +47,30 @@ impl Entry {
     const EMPTY: Entry = Entry { breaker: 0, slot: &NO_SLOT };
 }
 
+/// A cached (breaker, slot, ring) triple of a breaker with a
+/// [`Watch`](crate::watch::Watch); `breaker` 0 is no breaker.
+#[derive(Clone, Copy)]
+struct WatchedEntry {
+    breaker: u64,
+    slot: &'static Slot,
+    ring: &'static Ring,
+}
+
+/// The ring of a watched breaker without a failure-rate rule, and of empty
+/// entries; never written.
+static NO_RING: Ring = Ring::new();
+
+impl WatchedEntry {
+    const EMPTY: WatchedEntry = WatchedEntry { breaker: 0, slot: &NO_SLOT, ring: &NO_RING };
+}
+
 thread_local! {
     // Const-initialised with no destructor: reading it is a plain TLS load,
     // and it stays readable while other thread-locals are torn down.
     static CACHE: [Cell<Entry>; CACHE_LEN] = const { [const { Cell::new(Entry::EMPTY) }; CACHE_LEN] };
+    // The same for breakers with a watch, which never have an entry above.
+    static WATCHED: [Cell<WatchedEntry>; CACHE_LEN] =
+        const { [const { Cell::new(WatchedEntry::EMPTY) }; CACHE_LEN] };
     // Its destructor hands the lane on when the thread exits.
     static HOLDER: RefCell<Holder> = const { RefCell::new(Holder(None)) };
 }
@@ -78,26 +101,73 @@ pub(crate) fn cached(breaker: u64, position: usize) -> Option<&'static Slot> {
 /// the breaker. `None` when the thread cannot use its lane: it is tearing
 /// down its thread-locals, or the lane's bookkeeping is already borrowed
 /// further up this thread's stack (a count made from inside it).
+/// A breaker with a watch is never cached (`cache` false): its counts must
+/// take the watched path.
 #[cold]
 #[inline(never)]
 pub(crate) fn slot(
     breaker: u64,
     position: usize,
+    cache: bool,
     register: impl FnOnce(&'static Lane, &'static Slot),
 ) -> Option<&'static Slot> {
-    let (lane, slot, new) = HOLDER
-        .try_with(|holder| {
-            let mut holder = holder.try_borrow_mut().ok()?;
-            let owned = holder.0.get_or_insert_with(OwnedLane::take);
-            let (slot, new) = owned.slot(breaker);
-            Some((owned.lane(), slot, new))
-        })
-        .ok()??;
+    let (lane, slot, new) = with_lane(|owned| owned.slot(breaker))?;
     if new {
         register(lane, slot);
     }
-    CACHE.with(|cache| cache[entry_index(position)].set(Entry { breaker, slot }));
+    if cache {
+        CACHE.with(|cache| cache[entry_index(position)].set(Entry { breaker, slot }));
+    }
     Some(slot)
+}
+
+/// Runs `f` on this thread's lane, taking one if need be; `None` when the
+/// thread cannot use its lane (see [`slot`]).
+fn with_lane<T: 'static>(
+    f: impl FnOnce(&mut OwnedLane) -> (&'static T, bool),
+) -> Option<(&'static Lane, &'static T, bool)> {
+    HOLDER
+        .try_with(|holder| {
+            let mut holder = holder.try_borrow_mut().ok()?;
+            let owned = holder.0.get_or_insert_with(OwnedLane::take);
+            let (item, new) = f(owned);
+            Some((owned.lane(), item, new))
+        })
+        .ok()?
+}
+
+/// This thread's slot and ring for watched breaker `breaker` (at
+/// `position`), if the watched cache has them.
+#[inline(always)]
+pub(crate) fn cached_watched(breaker: u64, position: usize) -> Option<(&'static Slot, &'static Ring)> {
+    let entry = WATCHED.with(|cache| cache[entry_index(position)].get());
+    (entry.breaker == breaker).then_some((entry.slot, entry.ring))
+}
+
+/// [`slot`] for a watched breaker: its slot and, if `with_ring`, its window
+/// ring (otherwise a ring nothing counts in), each registered by its
+/// callback when new, and cached together.
+#[cold]
+#[inline(never)]
+pub(crate) fn watched(
+    breaker: u64,
+    position: usize,
+    with_ring: bool,
+    register_slot: impl FnOnce(&'static Lane, &'static Slot),
+    register_ring: impl FnOnce(&'static Lane, &'static Ring),
+) -> Option<(&'static Slot, &'static Ring)> {
+    let slot = slot(breaker, position, false, register_slot)?;
+    let ring = if with_ring {
+        let (lane, ring, new) = with_lane(|owned| owned.ring(breaker))?;
+        if new {
+            register_ring(lane, ring);
+        }
+        ring
+    } else {
+        &NO_RING
+    };
+    WATCHED.with(|cache| cache[entry_index(position)].set(WatchedEntry { breaker, slot, ring }));
+    Some((slot, ring))
 }
 
 /// Runs `f` while this thread's lane bookkeeping is borrowed, as it is when

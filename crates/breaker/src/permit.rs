@@ -5,7 +5,7 @@ use core::fmt;
 use core::ops::Deref;
 use std::sync::Arc;
 
-use breaker_core::{Outcome, Recorded, Ticket};
+use breaker_core::{Outcome, Recorded, Ticket, Timestamp};
 
 use crate::Breaker;
 use crate::counts::ThreadSlot;
@@ -43,6 +43,9 @@ pub type OwnedPermit = PermitOf<Arc<Breaker>>;
 pub struct PermitOf<B: Deref<Target = Breaker>> {
     breaker: B,
     ticket: Ticket,
+    /// When the call was admitted, if the breaker times calls (a slow-call
+    /// rule); zero otherwise.
+    started: Timestamp,
     /// What dropping the permit reports: `Ignored`, or `Failure` while the
     /// wrapped call runs inside a closure or future the breaker polls, so a
     /// panic unwinding through it counts as a failure. `None` once reported.
@@ -50,8 +53,18 @@ pub struct PermitOf<B: Deref<Target = Breaker>> {
 }
 
 impl<B: Deref<Target = Breaker>> PermitOf<B> {
+    /// A permit for a call admitted just now with `ticket`, timed if the
+    /// breaker has a slow-call rule.
     pub(crate) fn new(breaker: B, ticket: Ticket) -> PermitOf<B> {
-        PermitOf { breaker, ticket, on_drop: Some(Outcome::Ignored) }
+        let started = breaker.started();
+        PermitOf { breaker, ticket, started, on_drop: Some(Outcome::Ignored) }
+    }
+
+    /// [`new`](Self::new) for a breaker known to have no watch (its counter
+    /// slot was in the plain cache), without looking.
+    #[inline(always)]
+    pub(crate) fn untimed(breaker: B, ticket: Ticket) -> PermitOf<B> {
+        PermitOf { breaker, ticket, started: Timestamp::ZERO, on_drop: Some(Outcome::Ignored) }
     }
 
     /// Reports how the call ended; whether it still counted for the state
@@ -60,7 +73,7 @@ impl<B: Deref<Target = Breaker>> PermitOf<B> {
     #[inline(always)]
     pub fn record(mut self, outcome: Outcome) -> Recorded {
         self.on_drop = None;
-        self.breaker.settle(self.ticket, outcome)
+        self.breaker.settle(self.ticket, self.started, outcome)
     }
 
     /// [`record`](Self::record) counting in a slot the caller looked up on
@@ -83,12 +96,13 @@ impl<B: Deref<Target = Breaker>> PermitOf<B> {
         self.record(Outcome::Failure)
     }
 
-    /// The ticket, without reporting: whoever takes it reports the call.
+    /// The ticket and the start, without reporting: whoever takes them
+    /// reports the call.
     #[cfg(feature = "tower")]
     #[inline(always)]
-    pub(crate) fn into_ticket(mut self) -> Ticket {
+    pub(crate) fn into_ticket(mut self) -> (Ticket, Timestamp) {
         self.on_drop = None;
-        self.ticket
+        (self.ticket, self.started)
     }
 
     /// Makes a drop count as a failure while user code runs, as ignored after.
@@ -104,7 +118,7 @@ impl<B: Deref<Target = Breaker>> Drop for PermitOf<B> {
         // After `record` this is a no-op the compiler sees through; only an
         // unreported permit pays for the call.
         if let Some(outcome) = self.on_drop.take() {
-            self.breaker.settle_unreported(self.ticket, outcome);
+            self.breaker.settle_unreported(self.ticket, self.started, outcome);
         }
     }
 }
