@@ -5,13 +5,16 @@
 //! Each sequence runs twice: through the time-explicit API starting at a
 //! random offset (some just below a wrap of the word's 38-bit time field), and
 //! through the clock-reading API on a mock clock. Configs include success
-//! thresholds above 1 and exponential backoffs with and without jitter.
+//! thresholds above 1, exponential backoffs with and without jitter, and a
+//! failure-rate rule (a [`RateWindow`] and one [`Ring`], driven as the facade
+//! drives them) with and without the consecutive rule.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use breaker_core::{
-    Backoff, Config, CoreBreaker, Jitter, Limits, Outcome, Recorded, State, Ticket, Timestamp, Transition,
+    Backoff, Config, CoreBreaker, FailureRate, Jitter, Limits, Outcome, RateWindow, Recorded, Ring, State, Ticket,
+    Timestamp, Transition,
 };
 use breaker_model::{Model, Phase, Refused, Seen};
 use proptest::prelude::*;
@@ -68,9 +71,20 @@ struct Policy {
     max_times: u64,
     jitter: Jitter,
     seed: u64,
+    /// A failure-rate rule: the ratio in percent, the calls it needs, the
+    /// window in ms.
+    rate: Option<(u32, u32, u64)>,
+    /// Whether the consecutive rule is on.
+    consecutive: bool,
 }
 
 impl Policy {
+    fn window(&self) -> Option<RateWindow> {
+        let (percent, min_calls, window_ms) = self.rate?;
+        let rate = FailureRate::new(f64::from(percent) / 100.0, min_calls, Duration::from_millis(window_ms));
+        Some(RateWindow::new(rate.validate().expect("generated in range")))
+    }
+
     fn model(&self, limits: &Limits) -> Model {
         let timeout = limits.timeout().as_millis() as u64;
         let jitter = match self.jitter {
@@ -80,14 +94,29 @@ impl Policy {
         };
         let max_ms = if self.max_times == 0 { timeout } else { timeout * self.max_times };
         let backoff = breaker_model::Backoff { factor_permille: self.factor_permille, max_ms, jitter, seed: self.seed };
-        Model::with_policy(limits.threshold(), limits.half_open_max(), timeout, limits.success_threshold(), backoff)
+        // With the rule off the limits read 0; the model keeps a threshold it
+        // does not use.
+        let threshold = limits.threshold().max(1);
+        let model = Model::with_policy(threshold, limits.half_open_max(), timeout, limits.success_threshold(), backoff);
+        let model = if self.consecutive { model } else { model.without_consecutive() };
+        match self.rate {
+            // Buckets of a tenth of the window, rounded up; the ratio in ppm.
+            Some((percent, min_calls, window_ms)) => model.with_rate(breaker_model::Rate {
+                ratio_ppm: percent * 10_000,
+                min_calls,
+                bucket_ms: window_ms.div_ceil(10),
+            }),
+            None => model,
+        }
     }
 }
 
 fn policy(timeout_ms: u64) -> impl Strategy<Value = Policy> {
     let jitter = prop_oneof![Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Equal)];
-    (1u32..=3, prop_oneof![Just((1000u32, 0u64)), (1500u32..=3000, 1u64..=40)], jitter, any::<u64>()).prop_map(
-        move |(success_threshold, (factor_permille, max_times), jitter, seed)| {
+    let rate = prop_oneof![Just(None), (1u32..=100, 1u32..=6, 10u64..=400).prop_map(Some)];
+    let consecutive = prop_oneof![2 => Just(true), 1 => Just(false)];
+    (1u32..=3, prop_oneof![Just((1000u32, 0u64)), (1500u32..=3000, 1u64..=40)], jitter, any::<u64>(), rate, consecutive)
+        .prop_map(move |(success_threshold, (factor_permille, max_times), jitter, seed, rate, consecutive)| {
             let backoff = if max_times == 0 {
                 Backoff::fixed()
             } else {
@@ -101,9 +130,10 @@ fn policy(timeout_ms: u64) -> impl Strategy<Value = Policy> {
                 max_times,
                 jitter,
                 seed,
+                rate,
+                consecutive,
             }
-        },
-    )
+        })
 }
 
 /// A config and a policy for it.
@@ -177,6 +207,9 @@ fn model_decoded(model: &Model) -> (u32, u32, u32) {
 trait Driven {
     fn acquire(&self, now: u64) -> Result<Ticket, breaker_core::Rejected>;
     fn record(&self, ticket: Ticket, outcome: Outcome, now: u64) -> Recorded;
+    fn open_on_rate(&self, ticket: Ticket, now: u64) -> bool;
+    /// The breaker's time at `now`.
+    fn timestamp(&self, now: u64) -> Timestamp;
     fn trip(&self, now: u64);
     fn trip_for(&self, ms: u64, now: u64);
     fn isolate(&self, now: u64);
@@ -194,6 +227,12 @@ impl Driven for Explicit {
     }
     fn record(&self, ticket: Ticket, outcome: Outcome, now: u64) -> Recorded {
         self.0.record_at(ticket, outcome, Timestamp::from_millis(now))
+    }
+    fn open_on_rate(&self, ticket: Ticket, now: u64) -> bool {
+        self.0.open_on_rate_at(ticket, Timestamp::from_millis(now))
+    }
+    fn timestamp(&self, now: u64) -> Timestamp {
+        Timestamp::from_millis(now)
     }
     fn trip(&self, now: u64) {
         self.0.trip_at(Timestamp::from_millis(now))
@@ -227,6 +266,12 @@ impl Driven for Clocked {
     }
     fn record(&self, ticket: Ticket, outcome: Outcome, _: u64) -> Recorded {
         self.core.record(ticket, outcome)
+    }
+    fn open_on_rate(&self, ticket: Ticket, _: u64) -> bool {
+        self.core.open_on_rate(ticket)
+    }
+    fn timestamp(&self, _: u64) -> Timestamp {
+        self.core.now()
     }
     fn trip(&self, _: u64) {
         self.core.trip()
@@ -263,6 +308,7 @@ fn observed(config: Config, policy: &Policy) -> (CoreBreaker, std::sync::Arc<bre
         .clock(clock)
         .success_threshold(policy.success_threshold)
         .backoff(policy.backoff)
+        .consecutive_failures(policy.consecutive)
         .on_transition(move |t| sink.lock().unwrap().push(t.clone()))
         .build()
         .unwrap();
@@ -277,6 +323,8 @@ fn as_model(t: &Transition) -> (Seen, Seen, &'static str, u64) {
 fn run(breaker: &dyn Driven, log: &Log, policy: &Policy, start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
     let limits = breaker.core().limits();
     let mut model = policy.model(&limits);
+    let window = policy.window();
+    let ring = Ring::new();
     let mut tickets: Vec<(Ticket, breaker_model::Ticket)> = Vec::new();
     let mut now = start;
     for (step, &op) in ops.iter().enumerate() {
@@ -307,6 +355,15 @@ fn run(breaker: &dyn Driven, log: &Log, policy: &Policy, start: u64, ops: &[Op])
             Op::Record(pick, outcome) => {
                 let (ticket, model_ticket) = tickets[pick % tickets.len()];
                 let real = breaker.record(ticket, outcome, now) == Recorded::Applied;
+                // As the facade does: an applied result goes into the
+                // window, and a failure that tips it opens the breaker.
+                if let Some(window) = window.as_ref().filter(|_| real && outcome != Outcome::Ignored) {
+                    let failed = outcome == Outcome::Failure;
+                    let at = breaker.timestamp(now);
+                    if window.add(&ring, ticket, at, failed) && failed && window.failed(ticket, at, [&ring]) {
+                        breaker.open_on_rate(ticket, now);
+                    }
+                }
                 let model_outcome = match outcome {
                     Outcome::Success => breaker_model::Outcome::Success,
                     Outcome::Failure => breaker_model::Outcome::Failure,
