@@ -285,17 +285,19 @@ impl Ring {
         counts
     }
 
-    /// Makes the bucket holding `now` in `generation` the newest; a `now`
-    /// before the newest bucket counts in the newest.
+    /// Makes the bucket holding `now` in `generation` the newest, and
+    /// returns the newest with its index: a `now` before the newest bucket
+    /// (a clock read that raced a later one) counts in the newest.
     #[inline]
-    fn bucket_for(&self, rule: &RateRule, generation: u64, now: Timestamp) -> &Bucket {
+    fn bucket_for(&self, rule: &RateRule, generation: u64, now: Timestamp) -> (&Bucket, u64) {
         let at = now.as_millis();
         if self.generation.load(Ordering::Relaxed) != generation {
             self.restart(rule, generation, at);
         } else if at >= self.end.load(Ordering::Relaxed) {
             self.roll(rule, at);
         }
-        &self.buckets[(self.newest.load(Ordering::Relaxed) % BUCKETS_U64) as usize]
+        let newest = self.newest.load(Ordering::Relaxed);
+        (&self.buckets[(newest % BUCKETS_U64) as usize], newest)
     }
 
     #[cold]
@@ -353,12 +355,11 @@ impl fmt::Debug for Ring {
 /// for outcome in [Outcome::Success, Outcome::Failure, Outcome::Success, Outcome::Failure] {
 ///     let ticket = breaker.acquire()?;
 ///     breaker.record(ticket, outcome);
-///     let now = breaker.now();
-///     if window.add(&ring, ticket, now, outcome == Outcome::Failure)
-///         && outcome == Outcome::Failure
-///         && window.failed(ticket, now, [&ring])
-///     {
-///         breaker.open_on_rate(ticket);
+///     let failed = outcome == Outcome::Failure;
+///     if let Some(at) = window.add(&ring, ticket, breaker.now(), failed) {
+///         if failed && window.failed(ticket, at, [&ring]) {
+///             breaker.open_on_rate(ticket);
+///         }
 ///     }
 /// }
 /// assert_eq!(breaker.state(), State::Open); // 2 of 4 failed
@@ -381,26 +382,30 @@ impl RateWindow {
     }
 
     /// Counts a call that ended at `now`, a failure if `failed`, in `ring`,
-    /// if `ticket` was issued by a closed breaker; `false` (nothing
-    /// counted) otherwise. Only the thread that owns `ring` may call this:
-    /// two threads adding to one ring at once lose counts. Report only
-    /// results the breaker applied ([`Recorded::Applied`](crate::Recorded)):
-    /// stale and ignored ones count in no window.
+    /// if `ticket` was issued by a closed breaker, and returns the time it
+    /// counted at: `now`, or, if `now` is before the ring's newest bucket
+    /// (the ring only moves forward), that bucket's start. `None` (nothing
+    /// counted) for a ticket not issued while closed. Only the thread that
+    /// owns `ring` may call this: two threads adding to one ring at once
+    /// lose counts. Report only results the breaker applied
+    /// ([`Recorded::Applied`](crate::Recorded)): stale and ignored ones
+    /// count in no window.
     #[inline]
-    pub fn add(&self, ring: &Ring, ticket: Ticket, now: Timestamp, failed: bool) -> bool {
+    pub fn add(&self, ring: &Ring, ticket: Ticket, now: Timestamp, failed: bool) -> Option<Timestamp> {
         if !ticket.issued_closed() {
-            return false;
+            return None;
         }
-        let bucket = ring.bucket_for(&self.rule, ticket.generation(), now);
+        let (bucket, index) = ring.bucket_for(&self.rule, ticket.generation(), now);
         let counter = if failed { &bucket.failures } else { &bucket.successes };
         counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        true
+        Some(Timestamp::from_millis(now.as_millis().max(index * self.rule.bucket_ticks)))
     }
 
     /// After a failure in `ticket`'s generation was [`add`](Self::add)ed on
-    /// this thread: publishes it to the other threads' sums, sums `rings`
-    /// (every ring of the breaker, this thread's included) and says whether
-    /// the rule opens the breaker; if so, call
+    /// this thread (at the time `add` returned): publishes it to the other
+    /// threads' sums, sums `rings` (every ring of the breaker, this
+    /// thread's included) at that time and says whether the rule opens the
+    /// breaker; if so, call
     /// [`CoreBreaker::open_on_rate`](crate::CoreBreaker::open_on_rate).
     ///
     /// Of two failures summed at once, the later sum sees both (see the
@@ -487,9 +492,9 @@ mod tests {
         let window = RateWindow::new(rule(0.5, 1, 100)); // 10 ms buckets
         let ring = Ring::new();
         let at = Timestamp::from_millis;
-        assert!(window.add(&ring, ticket, at(5), true)); // bucket 0
-        assert!(window.add(&ring, ticket, at(19), false)); // bucket 1
-        assert!(window.add(&ring, ticket, at(57), false)); // bucket 5
+        assert_eq!(window.add(&ring, ticket, at(5), true), Some(at(5))); // bucket 0
+        assert!(window.add(&ring, ticket, at(19), false).is_some()); // bucket 1
+        assert!(window.add(&ring, ticket, at(57), false).is_some()); // bucket 5
         let counts = |now| window.counts(ticket, at(now), [&ring]);
         assert_eq!(counts(99), WindowCounts { calls: 3, failures: 1 }, "buckets 0..=9");
         assert_eq!(counts(100), WindowCounts { calls: 2, failures: 0 }, "bucket 0 left at 100");
@@ -512,7 +517,7 @@ mod tests {
         assert_eq!(window.counts(ticket, at(99), [&ring]), WindowCounts { calls: 100, failures: 50 });
         window.add(&ring, ticket, at(135), true); // buckets 10..=13 replace 0..=3
         assert_eq!(window.counts(ticket, at(135), [&ring]), WindowCounts { calls: 61, failures: 31 });
-        window.add(&ring, ticket, at(120), false); // before bucket 13: counts in 13
+        assert_eq!(window.add(&ring, ticket, at(120), false), Some(at(130)), "before bucket 13: counts in 13");
         assert_eq!(window.counts(ticket, at(135), [&ring]), WindowCounts { calls: 62, failures: 31 });
         // 2^16 buckets later the same slots and tags come round again.
         window.add(&ring, ticket, at(135 + 10 * 65_536), false);
@@ -534,7 +539,7 @@ mod tests {
         assert_eq!(window.counts(ticket, now, [&ring]), WindowCounts::default(), "the old one is gone");
         breaker.trip_for_at(Duration::ZERO, now);
         let probe = breaker.acquire_at(now).unwrap();
-        assert!(!window.add(&ring, probe, now, true), "a probe is not a closed call");
+        assert_eq!(window.add(&ring, probe, now, true), None, "a probe is not a closed call");
         ring.clear();
         assert_eq!(window.counts(next, now, [&ring]), WindowCounts::default());
     }

@@ -360,8 +360,10 @@ fn run(breaker: &dyn Driven, log: &Log, policy: &Policy, start: u64, ops: &[Op])
                 if let Some(window) = window.as_ref().filter(|_| real && outcome != Outcome::Ignored) {
                     let failed = outcome == Outcome::Failure;
                     let at = breaker.timestamp(now);
-                    if window.add(&ring, ticket, at, failed) && failed && window.failed(ticket, at, [&ring]) {
-                        breaker.open_on_rate(ticket, now);
+                    if let Some(at) = window.add(&ring, ticket, at, failed) {
+                        if failed && window.failed(ticket, at, [&ring]) {
+                            breaker.open_on_rate(ticket, now);
+                        }
                     }
                 }
                 let model_outcome = match outcome {

@@ -202,8 +202,10 @@ impl PolicyInput {
                 seed,
             },
         };
+        // A threshold of 0 means the consecutive rule is off: the caller
+        // switches the model's off too, and the model needs some threshold.
         breaker_model::Model::with_policy(
-            limits.threshold(),
+            limits.threshold().max(1),
             limits.half_open_max(),
             timeout_ms,
             self.success_threshold().max(1),
@@ -283,6 +285,24 @@ impl WatchInput {
             Some(ms) => model.with_slow_call(u64::from(ms) + 1),
             None => model,
         }
+    }
+}
+
+/// The failure-rate rule and the consecutive rule's switch, for the core
+/// (which has no slow-call rule: that is the facade's). All zeros is
+/// neither.
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoreWatchInput {
+    /// A failure-rate window, driven as the facade drives it.
+    pub rate: Option<RateInput>,
+    /// `Builder::consecutive_failures(false)`.
+    pub consecutive_off: bool,
+}
+
+impl CoreWatchInput {
+    /// The same options as the facade takes them, with no slow-call rule.
+    pub fn facade(&self) -> WatchInput {
+        WatchInput { rate: self.rate, slow_ms: None, consecutive_off: self.consecutive_off }
     }
 }
 

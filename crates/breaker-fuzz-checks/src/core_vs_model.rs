@@ -8,10 +8,10 @@
 use std::sync::{Arc, Mutex};
 
 use arbitrary::Arbitrary;
-use breaker_core::{CoreBreaker, Recorded, Ticket, Timestamp, Transition};
+use breaker_core::{CoreBreaker, RateWindow, Recorded, Ring, Ticket, Timestamp, Transition};
 use breaker_model::{Model, Phase, Refused};
 
-use crate::config::{ConfigInput, PolicyInput, check_validation, policy_fits};
+use crate::config::{ConfigInput, CoreWatchInput, PolicyInput, check_validation, policy_fits};
 use crate::time::Jump;
 use crate::{MAX_TICKET_AGE, Outcome, seen, stored};
 
@@ -89,6 +89,9 @@ pub struct Input {
     /// The builder's success threshold and backoff; a combination that does
     /// not fit ends the run (the `config` target checks the refusal).
     pub policy: PolicyInput,
+    /// A failure-rate window (one ring, as one thread's calls fill it) and
+    /// the consecutive rule switched off.
+    pub watch: CoreWatchInput,
     /// The time of the first operation.
     pub start: Start,
     /// The operations, in order.
@@ -118,6 +121,8 @@ struct Run {
     tickets: Vec<Held>,
     /// What the core's listener has heard and the driver not yet checked.
     heard: Arc<Mutex<Vec<Transition>>>,
+    window: Option<RateWindow>,
+    ring: Ring,
 }
 
 /// Runs the `core_vs_model` target's checks on one input.
@@ -144,11 +149,16 @@ pub fn core_vs_model(input: &Input) {
         .clock(clock)
         .success_threshold(input.policy.success_threshold())
         .backoff(input.policy.backoff(timeout_ms))
+        .consecutive_failures(!input.watch.consecutive_off)
         .on_transition(move |t| sink.lock().unwrap().push(t.clone()))
         .build();
     let core = match (expected, built) {
         (Some(limits), Ok(core)) => {
-            assert_eq!(core.limits().config(), limits.config(), "CoreBreaker::builder({config:?})");
+            let mut expected = limits.config();
+            if input.watch.consecutive_off {
+                expected.threshold = 0;
+            }
+            assert_eq!(core.limits().config(), expected, "CoreBreaker::builder({config:?})");
             let successes = input.policy.success_threshold().max(1);
             assert_eq!(core.limits().success_threshold(), successes, "success threshold of {:?}", input.policy);
             core
@@ -162,7 +172,7 @@ pub fn core_vs_model(input: &Input) {
     let limits = core.limits();
     let timeout_ms = u64::try_from(limits.timeout().as_millis()).expect("validated timeouts fit in u64 ms");
     let mut run = Run {
-        model: input.policy.model(&limits),
+        model: input.watch.facade().model(input.policy.model(&limits)),
         threshold: limits.threshold(),
         half_open_max: limits.half_open_max(),
         timeout_ms,
@@ -171,6 +181,8 @@ pub fn core_vs_model(input: &Input) {
         last_transition: None,
         tickets: Vec::new(),
         heard,
+        window: input.watch.rate.map(|rate| RateWindow::new(rate.real().validate().expect("in range by construction"))),
+        ring: Ring::new(),
     };
     run.check("start", None);
     for (step, op) in input.ops.iter().enumerate() {
@@ -208,6 +220,18 @@ impl Run {
             Op::Record { pick, outcome } => {
                 let held = self.tickets[usize::from(pick) % self.tickets.len()];
                 let real = self.core.record_at(held.real, outcome.real(), at) == Recorded::Applied;
+                // As the facade does: an applied result goes into the
+                // window, and a failure that tips it opens the breaker.
+                let failed = outcome.real() == breaker_core::Outcome::Failure;
+                if let Some(window) =
+                    self.window.as_ref().filter(|_| real && outcome.real() != breaker_core::Outcome::Ignored)
+                {
+                    if let Some(counted) = window.add(&self.ring, held.real, at, failed) {
+                        if failed && window.failed(held.real, counted, [&self.ring]) {
+                            self.core.open_on_rate_at(held.real, at);
+                        }
+                    }
+                }
                 let model = self.model.record(held.model, outcome.model(), self.now);
                 assert_eq!(
                     real, model,
@@ -283,7 +307,7 @@ impl Run {
         let time = match self.model.phase() {
             Phase::Closed { failures } => {
                 assert_eq!(count, failures, "failures {}", context());
-                assert!(count < self.threshold, "closed count below threshold {}", context());
+                assert!(count < self.threshold.max(1), "closed count below threshold {}", context());
                 self.last_transition.unwrap_or(0)
             }
             Phase::Open { until, .. } => {

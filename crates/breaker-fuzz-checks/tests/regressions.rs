@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use breaker_core::{Config, CoreBreaker, Outcome as CoreOutcome, Recorded, Timestamp};
-use breaker_fuzz_checks::config::{BackoffInput, ConfigInput, Limit, PolicyInput, Timeout, WatchInput};
+use breaker_fuzz_checks::config::{BackoffInput, ConfigInput, CoreWatchInput, Limit, PolicyInput, Timeout, WatchInput};
 use breaker_fuzz_checks::core_vs_model::{self, Start};
 use breaker_fuzz_checks::facade_sequence::{self, End};
 use breaker_fuzz_checks::time::Jump;
@@ -57,6 +57,9 @@ fn saved_config_inputs_pass() {
     replay_dir("config");
 }
 
+/// No failure rate, the consecutive rule on.
+const NO_CORE_WATCH: CoreWatchInput = CoreWatchInput { rate: None, consecutive_off: false };
+
 /// Nothing watched beyond consecutive failures.
 const NO_WATCH: WatchInput = WatchInput { rate: None, slow_ms: None, consecutive_off: false };
 
@@ -90,6 +93,7 @@ fn core_hung_probes_are_replaced_and_report_stale() {
         Peek(Jump::Huge(u64::MAX)),
     ];
     core_vs_model::core_vs_model(&core_vs_model::Input {
+        watch: NO_CORE_WATCH,
         policy: GO_RULES,
         config: config(1, 1, 10),
         start: Start::Zero,
@@ -127,7 +131,13 @@ fn core_survives_stamp_wraps_and_jumps_to_the_documented_bound() {
         Start::BeforeWrap { wraps: 255, before: 0 },
         Start::Any(u64::MAX - 5),
     ] {
-        core_vs_model::core_vs_model(&core_vs_model::Input { policy: GO_RULES, config, start, ops: ops.clone() });
+        core_vs_model::core_vs_model(&core_vs_model::Input {
+            watch: NO_CORE_WATCH,
+            policy: GO_RULES,
+            config,
+            start,
+            ops: ops.clone(),
+        });
     }
 }
 
@@ -150,6 +160,7 @@ fn core_now_before_the_last_transition_is_no_time_elapsed() {
         Acquire,
     ];
     core_vs_model::core_vs_model(&core_vs_model::Input {
+        watch: NO_CORE_WATCH,
         policy: GO_RULES,
         config: config(1, 1, 10),
         start: Start::Zero,
@@ -169,6 +180,7 @@ fn core_drops_tickets_256_generations_old() {
     }
     ops.push(Record { pick: 0, outcome: Outcome::Failure });
     core_vs_model::core_vs_model(&core_vs_model::Input {
+        watch: NO_CORE_WATCH,
         policy: GO_RULES,
         config: config(1, 1, 10),
         start: Start::Zero,
@@ -195,6 +207,7 @@ fn the_core_aliases_generations_after_256_transitions_in_one_millisecond() {
 #[test]
 fn core_refused_configs_end_the_run() {
     let input = core_vs_model::Input {
+        watch: NO_CORE_WATCH,
         policy: GO_RULES,
         config: ConfigInput { threshold: Limit::Any(70_000), ..config(1, 1, 1) },
         start: Start::Zero,

@@ -157,9 +157,11 @@ pub struct Rate {
 }
 
 impl Rate {
-    /// Whether a call that finished at `at` is in the window at `now`.
+    /// Whether a call that counted at `at` is in the window at `now`: its
+    /// bucket is `now`'s or one of the nine before (not a later one).
     pub fn holds(&self, at: u64, now: u64) -> bool {
-        at / self.bucket_ms + BUCKETS > now / self.bucket_ms
+        let (bucket, current) = (at / self.bucket_ms, now / self.bucket_ms);
+        bucket <= current && bucket + BUCKETS > current
     }
 }
 
@@ -345,6 +347,16 @@ impl Model {
         if outcome == Outcome::Success && slow { Outcome::Failure } else { outcome }
     }
 
+    /// The time a call reported at `now` counts at in the window: `now`, but
+    /// never before the bucket of the latest call of this generation (time
+    /// in the window only moves forward, as a thread's clock would).
+    fn call_time(&self, now: u64) -> u64 {
+        match (self.rate, self.calls.last()) {
+            (Some(rate), Some(&(latest, _))) => now.max(latest / rate.bucket_ms * rate.bucket_ms),
+            _ => now,
+        }
+    }
+
     /// Calls and failures in the failure-rate window at `now` (none without
     /// the rule).
     pub fn window(&self, now: u64) -> (u64, u64) {
@@ -438,15 +450,17 @@ impl Model {
         match (self.phase, outcome) {
             (Phase::Open { .. } | Phase::Isolated { .. }, _) => return false,
             (Phase::Closed { .. }, Outcome::Success) => {
-                self.calls.push((now, false));
+                let at = self.call_time(now);
+                self.calls.push((at, false));
                 self.phase = Phase::Closed { failures: 0 };
             }
             (Phase::Closed { failures }, Outcome::Failure) => {
-                self.calls.push((now, true));
+                let at = self.call_time(now);
+                self.calls.push((at, true));
                 if self.consecutive && failures + 1 >= self.threshold {
                     self.open(now, Reason::ThresholdReached);
                 } else if self.rate.is_some_and(|rate| {
-                    let (calls, failures) = self.window(now);
+                    let (calls, failures) = self.window(at);
                     calls >= u64::from(rate.min_calls)
                         && u128::from(failures) * 1_000_000 >= u128::from(rate.ratio_ppm) * u128::from(calls)
                 }) {

@@ -46,7 +46,10 @@ impl Watch {
     #[inline]
     pub(crate) fn add(&self, ring: &Ring, ticket: Ticket, now: Timestamp, failed: bool) -> bool {
         let Some(rate) = &self.rate else { return false };
-        rate.add(ring, ticket, now, failed) && failed && rate.failed(ticket, now, self.rings.iter())
+        match rate.add(ring, ticket, now, failed) {
+            Some(at) => failed && rate.failed(ticket, at, self.rings.iter()),
+            None => false,
+        }
     }
 }
 
