@@ -308,14 +308,15 @@ impl Ring {
     #[cold]
     fn restart(&self, rule: &RateRule, generation: u64, at: u64) {
         let index = at / rule.bucket_ticks;
-        // Ten consecutive indices ending at `index` (or starting at 0): each
-        // bucket once, the newest tagged as `add` will count in it.
-        let first = index.saturating_sub(BUCKETS_U64 - 1);
-        for bucket_index in first..first + BUCKETS_U64 {
+        // Consecutive indices ending at `index` (or starting at 0, or ending
+        // at the last one): each bucket once, the newest tagged as `add`
+        // will count in it.
+        let first = index.saturating_sub(BUCKETS_U64 - 1).min(u64::MAX - (BUCKETS_U64 - 1));
+        for bucket_index in (0..BUCKETS_U64).map(|offset| first + offset) {
             self.buckets[(bucket_index % BUCKETS_U64) as usize].clear(bucket_index);
         }
         self.newest.store(index, Ordering::Relaxed);
-        self.end.store((index + 1).saturating_mul(rule.bucket_ticks), Ordering::Relaxed);
+        self.end.store(index.saturating_add(1).saturating_mul(rule.bucket_ticks), Ordering::Relaxed);
         self.generation.store(generation, Ordering::Release);
     }
 
@@ -323,11 +324,15 @@ impl Ring {
     fn roll(&self, rule: &RateRule, at: u64) {
         let index = at / rule.bucket_ticks;
         let newest = self.newest.load(Ordering::Relaxed);
+        // Only where `end` saturated at the end of time: nothing to roll.
+        if index <= newest {
+            return;
+        }
         for bucket_index in index.saturating_sub(BUCKETS_U64 - 1).max(newest + 1)..=index {
             self.buckets[(bucket_index % BUCKETS_U64) as usize].clear(bucket_index);
         }
         self.newest.store(index, Ordering::Relaxed);
-        self.end.store((index + 1).saturating_mul(rule.bucket_ticks), Ordering::Relaxed);
+        self.end.store(index.saturating_add(1).saturating_mul(rule.bucket_ticks), Ordering::Relaxed);
     }
 }
 
@@ -527,6 +532,19 @@ mod tests {
         // 2^16 buckets later the same slots and tags come round again.
         window.add(&ring, ticket, at(135 + 10 * 65_536), false);
         assert_eq!(window.counts(ticket, at(135 + 10 * 65_536), [&ring]), WindowCounts { calls: 1, failures: 0 });
+    }
+
+    #[test]
+    fn the_last_buckets_of_time_count_like_any_other() {
+        let (_breaker, ticket) = closed_ticket();
+        let window = RateWindow::new(rule(0.5, 1, 10)); // 1 ms buckets
+        let ring = Ring::new();
+        let end = Timestamp::from_millis(u64::MAX);
+        let before = Timestamp::from_millis(u64::MAX - 3);
+        assert_eq!(window.add(&ring, ticket, before, true), Some(before));
+        assert_eq!(window.add(&ring, ticket, end, false), Some(end));
+        assert_eq!(window.add(&ring, ticket, end, true), Some(end));
+        assert_eq!(window.counts(ticket, end, [&ring]), WindowCounts { calls: 3, failures: 2 });
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl Rate {
     /// bucket is `now`'s or one of the nine before (not a later one).
     pub fn holds(&self, at: u64, now: u64) -> bool {
         let (bucket, current) = (at / self.bucket_ms, now / self.bucket_ms);
-        bucket <= current && bucket + BUCKETS > current
+        bucket <= current && current - bucket < BUCKETS
     }
 }
 
