@@ -9,7 +9,8 @@
 //!
 //! Groups: `closed_success`, `contended`, `open_reject`, `failure_path`,
 //! `async`, `tower` (the layer), `core`, `clock`, `recent_clock` (the opt-in
-//! coarse clock).
+//! coarse clock), `failure_rate` (the rate rule and slow calls, beside the
+//! crates.io `breaker` 2.x and tower-resilience's time-based window).
 //! `BENCHMARKS.md` at the repository root has the numbers and what they mean.
 
 use std::future::Future;
@@ -20,7 +21,7 @@ use std::sync::{Barrier, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use breaker::{Breaker, Config, RecentClock};
+use breaker::{Breaker, Config, FailureRate, RecentClock};
 use breaker_core::{CoreBreaker, Outcome};
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::CircuitBreaker as _;
@@ -485,6 +486,91 @@ where
     })
 }
 
+/// A healthy call with the failure-rate rule on (50% of at least 20 calls
+/// over 10 s), on each clock and with slow calls timed too; on two threads;
+/// and the peers with a rate rule, in the same run: the crates.io `breaker`
+/// 2.x (its ring of the last 100 outcomes; an async call polled once) and
+/// tower-resilience (its time-based window of 10 s, through the layer).
+fn failure_rate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("failure_rate");
+    let rate = FailureRate::new(0.5, 20, Duration::from_secs(10));
+    let plain = ours();
+    group.bench_function("breaker_plain", |b| b.iter(|| black_box(ok(plain.call(downstream_ok)))));
+    let rated = Breaker::builder(Config::default()).failure_rate(rate).build().expect("a valid config");
+    group.bench_function("breaker_rate", |b| b.iter(|| black_box(ok(rated.call(downstream_ok)))));
+    let recent = RecentClock::shared().expect("the upkeep thread starts");
+    let rated_recent = Breaker::builder(Config::default())
+        .failure_rate(rate)
+        .recent_clock(recent.clone())
+        .build()
+        .expect("a valid config");
+    group.bench_function("breaker_rate_recent_clock", |b| b.iter(|| black_box(ok(rated_recent.call(downstream_ok)))));
+    let slow = Breaker::builder(Config::default())
+        .failure_rate(rate)
+        .slow_call(Duration::from_secs(1))
+        .build()
+        .expect("a valid config");
+    group.bench_function("breaker_rate_slow_call", |b| b.iter(|| black_box(ok(slow.call(downstream_ok)))));
+    let slow_recent = Breaker::builder(Config::default())
+        .failure_rate(rate)
+        .slow_call(Duration::from_secs(1))
+        .recent_clock(recent)
+        .build()
+        .expect("a valid config");
+    group.bench_function("breaker_rate_slow_call_recent_clock", |b| {
+        b.iter(|| black_box(ok(slow_recent.call(downstream_ok))))
+    });
+    let n = threads();
+    group.bench_function(format!("breaker_rate_{n}_threads"), |b| {
+        b.iter_custom(|iters| {
+            per_thread(n, iters, || {
+                let _ = black_box(ok(rated.call(downstream_ok)));
+            })
+        })
+    });
+    group.bench_function(format!("breaker_rate_recent_clock_{n}_threads"), |b| {
+        b.iter_custom(|iters| {
+            per_thread(n, iters, || {
+                let _ = black_box(ok(rated_recent.call(downstream_ok)));
+            })
+        })
+    });
+
+    let peer = breaker2::CircuitBreaker::new(
+        breaker2::CircuitBreakerConfig::builder()
+            .failure_rate_threshold(0.5)
+            .sliding_window_size(100)
+            .minimum_calls(20)
+            .build(),
+    );
+    group.bench_function("breaker2_sliding_window", |b| {
+        b.iter(|| black_box(ready_ok!(peer.call(|| async { downstream_ok() }))))
+    });
+    group.bench_function(format!("breaker2_sliding_window_{n}_threads"), |b| {
+        b.iter_custom(|iters| {
+            per_thread(n, iters, || {
+                let _ = black_box(ready_ok!(peer.call(|| async { downstream_ok() })));
+            })
+        })
+    });
+    let inner = tower::service_fn(|request: u64| std::future::ready(Ok::<u64, u64>(black_box(request))));
+    let tower_peer = tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+        .failure_rate_threshold(0.5)
+        .sliding_window_type(tower_resilience_circuitbreaker::SlidingWindowType::TimeBased)
+        .sliding_window_duration(Duration::from_secs(10))
+        .minimum_number_of_calls(20)
+        .build()
+        .expect("a valid tower-resilience config");
+    let mut tower_peer = tower::Layer::layer(&tower_peer, inner);
+    let mut cx = Context::from_waker(Waker::noop());
+    group
+        .bench_function("tower_resilience_time_window", |b| b.iter(|| black_box(call_ready(&mut tower_peer, &mut cx))));
+    group.bench_function(format!("tower_resilience_time_window_{n}_threads"), |b| {
+        b.iter_custom(|iters| per_thread_service(n, iters, &tower_peer))
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -497,6 +583,6 @@ criterion_group! {
     name = benches;
     config = config();
     targets = closed_success, contended, open_reject, failure_path, async_calls, tower_layer, observability, core, clock,
-        recent_clock
+        recent_clock, failure_rate
 }
 criterion_main!(benches);

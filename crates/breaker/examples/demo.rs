@@ -3,16 +3,23 @@
 //! summary of what the breaker let through, what it rejected and how much
 //! waiting on a dead downstream it saved the callers.
 //!
+//! `--scenario brownout` makes the outage partial: four of the downstream's
+//! five backends are down behind a round-robin balancer, so four calls in
+//! five fail, in turn. It runs twice, with the consecutive rule alone (a
+//! threshold of 10, which calls that fail four in five do not reach) and
+//! with a failure-rate rule as well (which opens).
+//!
 //! ```sh
 //! cargo run --release --example demo
 //! cargo run --release --example demo -- --threads 8 --outage 3 --threshold 3 --timeout 250
+//! cargo run --release --example demo -- --scenario brownout
 //! ```
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use breaker::{Breaker, Config, Error, State};
+use breaker::{Breaker, Config, Error, FailureRate, State};
 
 const USAGE: &str = "\
 usage: demo [options]
@@ -29,6 +36,16 @@ usage: demo [options]
   --hang MS           how long a call to the dead downstream
                       waits before it fails                   (default 100)
   --error-rate P      chance a healthy call fails, 0..1       (default 0.01)
+  --rate R            also open when at least R of the calls
+                      in the last --window failed, 0..1       (default off)
+  --window MS         the failure-rate window                 (default 1000)
+  --min-calls N       calls the window needs first            (default 20)
+  --scenario NAME     outage: every call fails (default);
+                      brownout: 4 of 5 backends are down behind
+                      round-robin, run without and with --rate
+                      (0.5 unless given; --threshold 10 unless
+                      given, as four threads finishing their
+                      calls out of order make runs of 5 failures)
   --help              this text";
 
 #[derive(Clone, Debug)]
@@ -42,6 +59,10 @@ struct Options {
     latency: Duration,
     hang: Duration,
     error_rate: f64,
+    rate: Option<f64>,
+    window: Duration,
+    min_calls: u32,
+    brownout: bool,
 }
 
 impl Default for Options {
@@ -56,6 +77,10 @@ impl Default for Options {
             latency: Duration::from_millis(2),
             hang: Duration::from_millis(100),
             error_rate: 0.01,
+            rate: None,
+            window: Duration::from_secs(1),
+            min_calls: 20,
+            brownout: false,
         }
     }
 }
@@ -75,6 +100,7 @@ fn millis(flag: &str, value: &str) -> Result<Duration, String> {
 
 fn parse_options(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
     let mut options = Options::default();
+    let mut threshold_given = false;
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         if arg == "--help" || arg == "-h" {
@@ -94,14 +120,30 @@ fn parse_options(args: impl Iterator<Item = String>) -> Result<Option<Options>, 
             "--outage" => options.outage = seconds(flag, value)?,
             "--recovery" => options.recovery = seconds(flag, value)?,
             "--interval" => options.interval = millis(flag, value)?,
-            "--threshold" => options.config.threshold = parse(flag, value)?,
+            "--threshold" => {
+                options.config.threshold = parse(flag, value)?;
+                threshold_given = true;
+            }
             "--timeout" => options.config.timeout = millis(flag, value)?,
             "--half-open-max" => options.config.half_open_max = parse(flag, value)?,
             "--latency" => options.latency = millis(flag, value)?,
             "--hang" => options.hang = millis(flag, value)?,
             "--error-rate" => options.error_rate = parse(flag, value)?,
+            "--rate" => options.rate = Some(parse(flag, value)?),
+            "--window" => options.window = millis(flag, value)?,
+            "--min-calls" => options.min_calls = parse(flag, value)?,
+            "--scenario" => {
+                options.brownout = match value {
+                    "outage" => false,
+                    "brownout" => true,
+                    other => return Err(format!("--scenario: {other:?} is not outage or brownout")),
+                }
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
+    }
+    if options.brownout && !threshold_given {
+        options.config.threshold = 10;
     }
     if !(1..=256).contains(&options.threads) {
         return Err(format!("--threads: {} is not between 1 and 256", options.threads));
@@ -135,6 +177,9 @@ struct Downstream {
     latency: Duration,
     hang: Duration,
     error_rate: f64,
+    /// Four of five backends down during the outage, taken in turn.
+    brownout: bool,
+    next_backend: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -147,8 +192,11 @@ impl Downstream {
     fn call(&self, dice: &mut u64) -> Result<(), DownstreamError> {
         let at = self.start.elapsed();
         if (self.outage_from..self.outage_until).contains(&at) {
-            std::thread::sleep(self.hang);
-            return Err(DownstreamError::TimedOut);
+            let backend = self.next_backend.fetch_add(1, Ordering::Relaxed) % 5;
+            if !self.brownout || backend < 4 {
+                std::thread::sleep(self.hang);
+                return Err(DownstreamError::TimedOut);
+            }
         }
         std::thread::sleep(self.latency);
         if roll(dice) < self.error_rate { Err(DownstreamError::Flaked) } else { Ok(()) }
@@ -175,18 +223,48 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let breaker = match Breaker::try_new(options.config) {
-        Ok(breaker) => breaker,
-        Err(err) => {
-            eprintln!("demo: {err}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let rate = match (options.rate, options.brownout) {
+        (Some(ratio), _) => Some(FailureRate::new(ratio, options.min_calls, options.window)),
+        (None, true) => Some(FailureRate::new(0.5, options.min_calls, options.window)),
+        (None, false) => None,
     };
-    run(&options, &breaker);
+    // A brownout runs first with the consecutive rule alone, to compare.
+    let runs = if options.brownout { vec![None, rate] } else { vec![rate] };
+    let mut outcomes = Vec::new();
+    for rate in runs {
+        let builder = Breaker::builder(options.config);
+        let breaker = match rate.map_or(builder.clone(), |rate| builder.failure_rate(rate)).build() {
+            Ok(breaker) => breaker,
+            Err(err) => {
+                eprintln!("demo: {err}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        match rate {
+            Some(rate) => println!(
+                "With a failure rate: also open when {:.0}% of at least {} calls in the last {:?} failed.",
+                rate.ratio() * 100.0,
+                rate.min_calls(),
+                rate.window()
+            ),
+            None if options.brownout => println!("With the consecutive rule alone:"),
+            None => {}
+        }
+        let waited = run(&options, &breaker);
+        outcomes.push((rate.is_some(), breaker.counts().opens, waited));
+        println!();
+    }
+    if options.brownout {
+        for (rated, opens, waited) in outcomes {
+            let rule = if rated { "with the failure rate" } else { "consecutive rule alone" };
+            println!("{rule:<24} opened {opens} time(s); callers waited {waited:.1?} on failing backends");
+        }
+    }
     ExitCode::SUCCESS
 }
 
-fn run(options: &Options, breaker: &Breaker) {
+/// Runs the timeline; returns how long callers waited on failed calls.
+fn run(options: &Options, breaker: &Breaker) -> Duration {
     let total = options.healthy + options.outage + options.recovery;
     let lines = total.as_nanos().div_ceil(options.interval.as_nanos()) as usize;
     let timeline: Vec<Interval> = (0..lines).map(|_| Interval::default()).collect();
@@ -198,6 +276,8 @@ fn run(options: &Options, breaker: &Breaker) {
         latency: options.latency,
         hang: options.hang,
         error_rate: options.error_rate,
+        brownout: options.brownout,
+        next_backend: AtomicU64::new(0),
     };
     // Each caller sends a request every `pace`, as a service under steady load would.
     let pace = options.latency * 5;
@@ -206,10 +286,19 @@ fn run(options: &Options, breaker: &Breaker) {
         "{} threads call a downstream through one breaker (threshold {}, timeout {:?}, {} probe(s)).",
         options.threads, options.config.threshold, options.config.timeout, options.config.half_open_max
     );
-    println!(
-        "The downstream is healthy for {:?}, down for {:?} (each call hangs {:?}, then fails), then healthy again.\n",
-        options.healthy, options.outage, options.hang
-    );
+    if options.brownout {
+        println!(
+            "The downstream is healthy for {:?}; for {:?}, 4 of its 5 backends are down (a call there hangs {:?}, \
+             then fails), taken in turn; then healthy again.\n",
+            options.healthy, options.outage, options.hang
+        );
+    } else {
+        println!(
+            "The downstream is healthy for {:?}, down for {:?} (each call hangs {:?}, then fails), then healthy \
+             again.\n",
+            options.healthy, options.outage, options.hang
+        );
+    }
     println!("  time  state        ok  fail  reject  waiting saved  # ok  x failed  . rejected");
 
     std::thread::scope(|scope| {
@@ -246,6 +335,8 @@ fn run(options: &Options, breaker: &Breaker) {
         }
     });
     print_summary(options, breaker, &timeline, start.elapsed());
+    let failed: u64 = timeline.iter().map(|interval| interval.failed.load(Ordering::Relaxed)).sum();
+    options.hang * failed as u32
 }
 
 fn print_line(line: usize, options: &Options, state: State, interval: &Interval, widest: &mut u64) {
@@ -290,6 +381,7 @@ fn print_summary(options: &Options, breaker: &Breaker, timeline: &[Interval], el
         counts.rejections,
         counts.successes == ok && counts.failures == failed && counts.rejections == rejected,
     );
+    println!("  times opened        {:>8}", counts.opens);
     println!("  final state         {:>8}", breaker.state().to_string());
 }
 
@@ -324,5 +416,35 @@ mod tests {
         assert_eq!(parse_options(args("--threads 0")).unwrap_err(), "--threads: 0 is not between 1 and 256");
         assert!(parse_options(args("--outage -1")).unwrap_err().starts_with("--outage"));
         assert!(parse_options(args("--help")).unwrap().is_none());
+        assert_eq!(
+            parse_options(args("--scenario flood")).unwrap_err(),
+            "--scenario: \"flood\" is not outage or brownout"
+        );
+    }
+
+    #[test]
+    fn a_brownout_raises_the_threshold_unless_one_is_given() {
+        assert_eq!(parse_options(args("--scenario brownout")).unwrap().unwrap().config.threshold, 10);
+        let given = parse_options(args("--threshold 7 --scenario brownout")).unwrap().unwrap();
+        assert_eq!(given.config.threshold, 7);
+        assert_eq!(parse_options(args("")).unwrap().unwrap().config.threshold, 5);
+    }
+
+    #[test]
+    fn a_brownout_fails_four_calls_in_five_and_never_five_in_a_row() {
+        let downstream = Downstream {
+            start: Instant::now(),
+            outage_from: Duration::ZERO,
+            outage_until: Duration::from_secs(3_600),
+            latency: Duration::ZERO,
+            hang: Duration::ZERO,
+            error_rate: 0.0,
+            brownout: true,
+            next_backend: AtomicU64::new(0),
+        };
+        let mut dice = 1;
+        let failed: Vec<bool> = (0..100).map(|_| downstream.call(&mut dice).is_err()).collect();
+        assert_eq!(failed.iter().filter(|&&failed| failed).count(), 80);
+        assert!(failed.windows(5).all(|five| five.contains(&false)));
     }
 }
