@@ -7,7 +7,7 @@
 use std::alloc::System;
 use std::sync::Barrier;
 
-use breaker::{Breaker, Config};
+use breaker::{Breaker, Config, FailureRate};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
@@ -85,4 +85,31 @@ fn counting_memory_grows_with_the_threads_that_call_not_with_their_number() {
     assert_eq!(shared.counts().successes, THREADS as u64);
     assert!(fresh.iter().all(|breaker| breaker.counts().successes == 1));
     assert_eq!(idle.counts().successes, 0);
+
+    // A failure-rate rule: the watch's box at build (the rule, its shared
+    // failure counter and the first link of its list of rings: 264 bytes),
+    // and for each thread that calls, a 184-byte ring (carved four to a
+    // chunk) beside the slot, with their entries in the lane's maps and the
+    // breaker's lists (about 400 bytes where a plain breaker takes about 150).
+    let rate = FailureRate::new(0.5, 20, std::time::Duration::from_secs(10));
+    let region = Region::new(GLOBAL);
+    let rated: Vec<Breaker> =
+        (0..FRESH).map(|_| Breaker::builder(Config::default()).failure_rate(rate).build().unwrap()).collect();
+    let per_build = (region.change().bytes_allocated - rated.capacity() * size_of::<Breaker>()) / FRESH;
+    let called = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                assert_eq!(rated[0].call(ok), Ok(())); // this thread's lane
+                let region = Region::new(GLOBAL);
+                for breaker in &rated[1..] {
+                    assert_eq!(breaker.call(ok), Ok(()));
+                }
+                region.change().bytes_allocated / (FRESH - 1)
+            })
+            .join()
+            .unwrap()
+    });
+    eprintln!("a breaker with a failure rate: {per_build} bytes at build; {called} bytes per thread that calls it");
+    assert!(per_build <= 320, "{per_build} bytes to build a breaker with a failure rate");
+    assert!(called <= 512, "{called} bytes for a thread's first call into a breaker with a failure rate");
 }
