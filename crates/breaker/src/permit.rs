@@ -84,6 +84,19 @@ impl<B: Deref<Target = Breaker>> PermitOf<B> {
         self.breaker.settle_in(slot, self.ticket, outcome)
     }
 
+    /// [`record`](Self::record) for a breaker with a watch, in this
+    /// thread's slot and ring, looked up on this thread.
+    #[inline(always)]
+    pub(crate) fn record_watched(
+        mut self,
+        watch: &crate::watch::Watch,
+        place: Option<(&'static crate::lane::Slot, &'static breaker_core::Ring)>,
+        outcome: Outcome,
+    ) -> Recorded {
+        self.on_drop = None;
+        self.breaker.settle_watched(watch, place, self.ticket, self.started, outcome)
+    }
+
     /// Reports a success.
     #[inline]
     pub fn success(self) -> Recorded {

@@ -41,13 +41,20 @@ impl Watch {
         self.slow_ticks.is_some_and(|slow| now.as_millis().saturating_sub(started.as_millis()) > slow)
     }
 
-    /// Counts a result the breaker applied in this thread's `ring`; after a
-    /// failure, whether the rule says the breaker must open.
-    #[inline]
-    pub(crate) fn add(&self, ring: &Ring, ticket: Ticket, now: Timestamp, failed: bool) -> bool {
+    /// Counts a success the breaker applied in this thread's `ring`.
+    #[inline(always)]
+    pub(crate) fn add_success(&self, ring: &Ring, ticket: Ticket, now: Timestamp) {
+        if let Some(rate) = &self.rate {
+            let _ = rate.add(ring, ticket, now, false);
+        }
+    }
+
+    /// Counts a failure the breaker applied in this thread's `ring`, and says
+    /// whether the rule says the breaker must open.
+    pub(crate) fn add_failure(&self, ring: &Ring, ticket: Ticket, now: Timestamp) -> bool {
         let Some(rate) = &self.rate else { return false };
-        match rate.add(ring, ticket, now, failed) {
-            Some(at) => failed && rate.failed(ticket, at, self.rings.iter()),
+        match rate.add(ring, ticket, now, true) {
+            Some(at) => rate.failed(ticket, at, self.rings.iter()),
             None => false,
         }
     }
