@@ -64,6 +64,11 @@
 //! # }
 //! ```
 //!
+//! A [`RateWindow`] states a failure-rate rule over a sliding window of time
+//! buckets kept in one [`Ring`] per thread (the facade keeps the rings), and
+//! [`CoreBreaker::open_on_rate`] opens a breaker the rule says must open,
+//! with the same single CAS as any transition.
+//!
 //! The breaker orders only itself: loads of the word are `Relaxed` and so is
 //! everything on the healthy path (see the `# Orderings` section of the
 //! cell's source), so do not use its state to publish your own data between

@@ -57,14 +57,8 @@ pin_project! {
         #[pin]
         fut: F,
         breaker: B,
-        // `Some` from the admission until the result is reported; `None`
-        // with `classify` still there means the first poll has not decided.
-        ticket: Option<Ticket>,
-        // When the call was admitted, for a slow-call rule.
-        started: Timestamp,
-        // A rejection decided before the first poll (the tower service
-        // admits in `call`), which the first poll returns.
-        rejected: Option<Rejected>,
+        // Where the call is: one field for what the stages need in turn.
+        stage: Stage,
         // `None` once the call has completed.
         classify: Option<C>,
     }
@@ -76,31 +70,45 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             // Dropped before it finished: counts as nothing, frees a probe slot.
-            if let Some(ticket) = this.ticket.take() {
-                this.breaker.settle_unreported(ticket, *this.started, Outcome::Ignored);
+            if let Stage::Admitted { ticket, started } = core::mem::replace(this.stage, Stage::Reported) {
+                this.breaker.settle_unreported(ticket, started, Outcome::Ignored);
             }
         }
     }
 }
 
+/// Where a [`CallFuture`] is.
+#[derive(Clone, Copy, Debug)]
+enum Stage {
+    /// Not polled yet: the first poll asks the breaker.
+    Undecided,
+    /// Rejected before the first poll (the tower service admits in `call`),
+    /// which the first poll returns.
+    Rejected(Rejected),
+    /// Admitted: the ticket, and when (for a slow-call rule), until the
+    /// result is reported.
+    Admitted { ticket: Ticket, started: Timestamp },
+    /// Rejected, reported, or counted at a panic.
+    Reported,
+}
+
 impl<B: Deref<Target = Breaker>, F, C> CallFuture<B, F, C> {
     pub(crate) fn new(breaker: B, classify: C, fut: F) -> Self {
-        CallFuture { breaker, classify: Some(classify), ticket: None, started: Timestamp::ZERO, rejected: None, fut }
+        CallFuture { breaker, classify: Some(classify), stage: Stage::Undecided, fut }
     }
 
     /// A call the breaker has already admitted with `ticket` (the tower
     /// service admits before it calls the inner service).
     #[cfg(feature = "tower")]
     pub(crate) fn admitted(breaker: B, (ticket, started): (Ticket, Timestamp), classify: C, fut: F) -> Self {
-        CallFuture { breaker, classify: Some(classify), ticket: Some(ticket), started, rejected: None, fut }
+        CallFuture { breaker, classify: Some(classify), stage: Stage::Admitted { ticket, started }, fut }
     }
 
     /// A call the breaker has already rejected: its first poll returns the
     /// rejection and never polls `fut`.
     #[cfg(feature = "tower")]
     pub(crate) fn rejected(breaker: B, rejected: Rejected, classify: C, fut: F) -> Self {
-        let started = Timestamp::ZERO;
-        CallFuture { breaker, classify: Some(classify), ticket: None, started, rejected: Some(rejected), fut }
+        CallFuture { breaker, classify: Some(classify), stage: Stage::Rejected(rejected), fut }
     }
 }
 
@@ -119,27 +127,26 @@ where
             panic!("a breaker call future was polled after it completed");
         }
         let breaker: &Breaker = this.breaker;
-        if this.ticket.is_none() {
-            let admission = match this.rejected.take() {
-                Some(rejected) => Err(rejected),
-                None => breaker.admit(),
-            };
-            match admission {
+        let rejected = match *this.stage {
+            Stage::Undecided => match breaker.admit() {
                 Ok(ticket) => {
-                    *this.ticket = Some(ticket);
-                    *this.started = breaker.started();
+                    *this.stage = Stage::Admitted { ticket, started: breaker.started() };
+                    None
                 }
-                Err(rejected) => {
-                    *this.classify = None;
-                    return Poll::Ready(Err(Error::Open(rejected)));
-                }
-            }
+                Err(rejected) => Some(rejected),
+            },
+            Stage::Rejected(rejected) => Some(rejected),
+            Stage::Admitted { .. } | Stage::Reported => None,
+        };
+        if let Some(rejected) = rejected {
+            *this.stage = Stage::Reported;
+            *this.classify = None;
+            return Poll::Ready(Err(Error::Open(rejected)));
         }
         // A panic in `fut` unwinds through this frame, not through the future,
         // which the caller still owns (and may poll again): the guard reports
         // the failure at the panic and ends the call.
-        let guard =
-            FailOnUnwind { breaker, ticket: &mut *this.ticket, started: *this.started, classify: &mut *this.classify };
+        let guard = FailOnUnwind { breaker, stage: &mut *this.stage, classify: &mut *this.classify };
         let poll = this.fut.poll(cx);
         core::mem::forget(guard);
         let Poll::Ready(result) = poll else { return Poll::Pending };
@@ -148,8 +155,8 @@ where
             // classifier leaves the ticket for the drop, which counts the
             // call as ignored, as `call_with` does.
             let outcome = classify.classify(&result);
-            if let Some(ticket) = this.ticket.take() {
-                breaker.settle(ticket, *this.started, outcome);
+            if let Stage::Admitted { ticket, started } = core::mem::replace(this.stage, Stage::Reported) {
+                breaker.settle(ticket, started, outcome);
             }
         }
         Poll::Ready(result.map_err(Error::Inner))
@@ -158,9 +165,17 @@ where
 
 impl<B: Deref<Target = Breaker>, F, C> fmt::Debug for CallFuture<B, F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ticket = match self.stage {
+            Stage::Admitted { ticket, .. } => Some(ticket),
+            _ => None,
+        };
+        let rejected = match self.stage {
+            Stage::Rejected(rejected) => Some(rejected),
+            _ => None,
+        };
         f.debug_struct("CallFuture")
-            .field("ticket", &self.ticket)
-            .field("rejected", &self.rejected)
+            .field("ticket", &ticket)
+            .field("rejected", &rejected)
             .field("done", &self.classify.is_none())
             .finish_non_exhaustive()
     }
@@ -170,16 +185,15 @@ impl<B: Deref<Target = Breaker>, F, C> fmt::Debug for CallFuture<B, F, C> {
 /// returns, so its drop runs only when a panic unwinds through the poll.
 struct FailOnUnwind<'g, C> {
     breaker: &'g Breaker,
-    ticket: &'g mut Option<Ticket>,
-    started: Timestamp,
+    stage: &'g mut Stage,
     classify: &'g mut Option<C>,
 }
 
 impl<C> Drop for FailOnUnwind<'_, C> {
     fn drop(&mut self) {
         *self.classify = None;
-        if let Some(ticket) = self.ticket.take() {
-            self.breaker.settle(ticket, self.started, Outcome::Failure);
+        if let Stage::Admitted { ticket, started } = core::mem::replace(self.stage, Stage::Reported) {
+            self.breaker.settle(ticket, started, Outcome::Failure);
         }
     }
 }

@@ -46,7 +46,12 @@
 //! (several probe successes of one round to close); and on the breaker,
 //! [`Breaker::trip_for`] (open for a `Retry-After`) and [`Breaker::isolate`]
 //! (held open until [`Breaker::reset`]). Each lives in the core's state word
-//! and changes with the transition it belongs to.
+//! and changes with the transition it belongs to. Also on the builder:
+//! [`Builder::failure_rate`] (open when too many calls over a sliding window
+//! of time failed, a [`FailureRate`]), [`Builder::slow_call`] (a success that
+//! took too long is a failure) and [`Builder::consecutive_failures`] (switch
+//! the Go package's rule off); their per-thread windows live beside the
+//! counters, and the opening is the same single CAS on the word.
 //!
 //! # Cost
 //!
