@@ -107,11 +107,15 @@ pub(crate) trait Pooled: Sync + Sized + 'static {
     fn reset(&self);
 }
 
+/// `N` new items on cache lines of their own, leaked.
+fn leaked_chunk<T: Sync + 'static, const N: usize>(make: impl Fn() -> T) -> &'static [T] {
+    let chunk: &'static CachePadded<[T; N]> = Box::leak(Box::new(CachePadded::new(std::array::from_fn(|_| make()))));
+    &**chunk
+}
+
 impl Pooled for Slot {
     fn chunk() -> &'static [Slot] {
-        let chunk: &'static CachePadded<[Slot; CHUNK_SLOTS]> =
-            Box::leak(Box::new(CachePadded::new(std::array::from_fn(|_| Slot::new()))));
-        &**chunk
+        leaked_chunk::<_, CHUNK_SLOTS>(Slot::new)
     }
 
     fn reset(&self) {
@@ -121,9 +125,7 @@ impl Pooled for Slot {
 
 impl Pooled for Ring {
     fn chunk() -> &'static [Ring] {
-        let chunk: &'static CachePadded<[Ring; CHUNK_RINGS]> =
-            Box::leak(Box::new(CachePadded::new(std::array::from_fn(|_| Ring::new()))));
-        &**chunk
+        leaked_chunk::<_, CHUNK_RINGS>(Ring::new)
     }
 
     fn reset(&self) {
