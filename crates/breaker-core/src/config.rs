@@ -387,6 +387,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rate_and_slow_call_errors_name_field_value_and_limits() {
+        let cases = [
+            (
+                ConfigError::FailureRatio { value: 1.5 },
+                "failure_rate.ratio",
+                "failure_rate.ratio = 1.5 is outside the limits (0, 1]",
+            ),
+            (
+                ConfigError::RateWindow { value: Duration::from_millis(3) },
+                "failure_rate.window",
+                "failure_rate.window = 3ms is outside the limits 10ms..=86400s",
+            ),
+            (
+                ConfigError::SlowCall { value: Duration::ZERO },
+                "slow_call",
+                "slow_call = 0ns is outside the limits 1ms..=68719476.736s",
+            ),
+        ];
+        for (err, field, message) in cases {
+            assert_eq!(err.field(), field);
+            assert_eq!(err.to_string(), format!("invalid breaker config: {message}"));
+        }
+    }
+
+    #[test]
     fn zero_fields_mean_defaults() {
         let limits = Config { threshold: 0, timeout: Duration::ZERO, half_open_max: 0 }.validate().unwrap();
         assert_eq!(limits.config(), Config::default());

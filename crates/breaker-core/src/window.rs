@@ -480,6 +480,22 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_reads_back_as_given_and_as_validated() {
+        let rate = FailureRate::new(0.25, 7, Duration::from_millis(1_234));
+        assert_eq!((rate.ratio(), rate.min_calls(), rate.window()), (0.25, 7, Duration::from_millis(1_234)));
+        let rule = rate.validate().unwrap();
+        assert_eq!((rule.ratio_ppm(), rule.min_calls()), (250_000, 7));
+        assert_eq!((rule.bucket(), rule.window()), (Duration::from_millis(124), Duration::from_millis(1_240)));
+        let window = RateWindow::new(rule);
+        assert_eq!(window.rule(), rule);
+        assert!(format!("{window:?}").starts_with("RateWindow { rule: RateRule { ratio_ppm: 250000"));
+        let ring = Ring::default();
+        assert_eq!(format!("{ring:?}"), format!("Ring {{ generation: {}, newest: 0, .. }}", u64::MAX));
+        let err = FailureRate::new(2.0, 1, Duration::from_secs(1)).validate().unwrap_err();
+        assert_eq!(err.to_string(), "invalid breaker config: failure_rate.ratio = 2 is outside the limits (0, 1]");
+    }
+
+    #[test]
     fn exceeded_is_exact_at_the_ratio() {
         let third = rule(1.0 / 3.0, 3, 1_000);
         assert_eq!(third.ratio_ppm(), 333_333);
