@@ -25,12 +25,12 @@ fn at(ms: u64) -> Timestamp {
 }
 
 /// A closed breaker with only the window to open it, and a window over
-/// `min_calls` calls at `ratio`.
+/// `min_calls` calls at `ratio` (20 ms: two buckets of 10 ms under loom).
 fn setup(ratio: f64, min_calls: u32) -> (CoreBreaker, RateWindow) {
     let (clock, _mock) = Clock::mock();
     let config = Config { threshold: 1, timeout: Duration::from_millis(100), half_open_max: 1 };
     let breaker = CoreBreaker::builder(config).clock(clock).consecutive_failures(false).build().unwrap();
-    let rule = FailureRate::new(ratio, min_calls, Duration::from_secs(1)).validate().unwrap();
+    let rule = FailureRate::new(ratio, min_calls, Duration::from_millis(20)).validate().unwrap();
     (breaker, RateWindow::new(rule))
 }
 
@@ -48,7 +48,7 @@ enum Reported {
     Opened,
 }
 
-/// A result reported as the facade reports it.
+/// A result reported at `now` as the facade reports it.
 fn report(
     breaker: &CoreBreaker,
     window: &RateWindow,
@@ -56,15 +56,15 @@ fn report(
     own: usize,
     ticket: Ticket,
     failed: bool,
+    now: Timestamp,
 ) -> Reported {
     let outcome = if failed { Outcome::Failure } else { Outcome::Success };
-    let now = at(10);
     if breaker.record_at(ticket, outcome, now) != Recorded::Applied {
         return Reported::Stale;
     }
     match window.add(&rings[own], ticket, now, failed) {
-        Some(counted) if failed && window.failed(ticket, counted, rings.iter()) => {
-            if breaker.open_on_rate_at(ticket, counted) { Reported::Opened } else { Reported::TooLate }
+        Some(counted) if failed && window.failure_opens(ticket, counted, rings.iter()) => {
+            if breaker.open_on_rate_at(ticket, now) { Reported::Opened } else { Reported::TooLate }
         }
         _ => Reported::Counted,
     }
@@ -89,12 +89,15 @@ fn explore(cases: &[&str], model: impl Fn() -> String + Sync + Send + 'static) {
     assert!(unreached.is_empty(), "no execution fell into these cases: {unreached:?}");
 }
 
-/// Two failures on two threads, a window that opens at two failed calls:
-/// whichever failure is summed last sees both, so the breaker always opens,
-/// exactly once. Backs the claim in `RateWindow`'s orderings: failures are
-/// published through one read-modify-write (`AcqRel`) before the sum. With
-/// it made `Relaxed`, loom finds an execution where each sum misses the
-/// other's failure and the breaker stays closed.
+/// Two failures on two threads, at 9 and 10 ms (either side of a bucket
+/// boundary), a window that opens at two failed calls: whichever failure is
+/// summed last sees both and reads the window where both are, so the
+/// breaker always opens, exactly once. Backs the claim in `RateWindow`'s
+/// orderings: failures are published through one read-modify-write
+/// (`AcqRel`, carrying the latest failure's time) before the sum. With it
+/// made `Relaxed`, or with each sum read at its own failure's time, loom
+/// finds an execution where each sum misses the other's failure and the
+/// breaker stays closed.
 #[test]
 fn concurrent_failures_are_never_both_missed() {
     explore(&["both sums saw both", "the earlier sum missed the later failure"], || {
@@ -106,7 +109,7 @@ fn concurrent_failures_are_never_both_missed() {
                 let shared = Arc::clone(&shared);
                 loom::thread::spawn(move || {
                     let (breaker, window, rings) = &*shared;
-                    report(breaker, window, rings, own, tickets[own], true)
+                    report(breaker, window, rings, own, tickets[own], true, at(9 + own as u64))
                 })
             })
             .collect();
@@ -153,14 +156,14 @@ fn a_sum_racing_a_success_and_a_trip_opens_only_its_own_generation() {
             let shared = Arc::clone(&shared);
             loom::thread::spawn(move || {
                 let (breaker, window, rings) = &*shared;
-                report(breaker, window, rings, 0, success, false)
+                report(breaker, window, rings, 0, success, false, at(10))
             })
         };
         let failing = {
             let shared = Arc::clone(&shared);
             loom::thread::spawn(move || {
                 let (breaker, window, rings) = &*shared;
-                report(breaker, window, rings, 1, failure, true)
+                report(breaker, window, rings, 1, failure, true, at(10))
             })
         };
         let tripping = {

@@ -15,9 +15,18 @@
 //!
 //! The rule is checked when a failure is counted, after counting it: with
 //! at least `min_calls` calls in the window and `failures / calls >= ratio`
-//! (in parts per million), the breaker opens. A success never opens a
-//! breaker, so a window that reaches `min_calls` with a success opens at the
-//! next failure. `breaker-model` states the same rule without rings.
+//! (in parts per million), the breaker opens. The window is read at the
+//! latest time any failure of the breaker has counted at (this one's, unless
+//! another thread's clock read later): so that of two failures on either
+//! side of a bucket boundary, the later to be summed reads a window that
+//! holds both. A success never opens a breaker, so a window that reaches
+//! `min_calls` with a success opens at the next failure. `breaker-model`
+//! states the same rule without rings.
+//!
+//! A ring knows its generation as a [`Ticket`] does, so it shares the
+//! ticket's limit: a ring last written exactly a multiple of 256 transitions
+//! ago within the same millisecond takes the old generation for the new one
+//! and keeps its counts.
 //!
 //! # Rings
 //!
@@ -33,19 +42,24 @@
 //! # Orderings
 //!
 //! Successes are stored `Relaxed`: a reader sees each counter's latest value
-//! or an earlier one. Failures are also published through
-//! [`RateWindow`]'s shared failure counter, by one `AcqRel` read-modify-write
-//! made after the failure is stored and before the rings are summed.
-//! Read-modify-writes of one location are totally ordered and each reads the
-//! one before it, so of any two failures the later one's sum
-//! happens-after the earlier one's store: the last failure to be summed sees
-//! every failure of the window. What a sum can miss is a success whose store
-//! has not reached the summing thread yet (at most one in flight per other
-//! thread), which makes the failure rate it computes higher and the calls
-//! fewer than an exact count; see [`RateWindow::failed`]. A ring that
-//! starts a new generation clears its buckets and then stores the generation
-//! with `Release`; a reader loads it with `Acquire`, so it never counts a
-//! bucket of an older generation as one of the newer.
+//! or an earlier one. Failures are also published through [`RateWindow`]'s
+//! shared time of the latest failure, by one `AcqRel` `fetch_max` made after
+//! the failure is stored and before the rings are summed, at the maximum it
+//! returns. Read-modify-writes of one location are totally ordered and each
+//! reads the one before it, so of any two failures the later one's sum
+//! happens-after the earlier one's store and reads the window at a time no
+//! earlier than either's: the last failure to be summed sees every failure
+//! of the window. What a sum can miss is a success whose store has not
+//! reached the summing thread (nothing bounds how many, or how late), which
+//! makes the failure rate it computes higher and the calls fewer than an
+//! exact count; see [`RateWindow::failure_opens`]. A ring that starts a new
+//! generation clears its buckets and then stores the generation with
+//! `Release`, and one that moves to a new bucket clears the buckets it skips
+//! and then stores the newest index with `Release`; a reader loads both with
+//! `Acquire`, so it never counts a bucket of an older generation as one of
+//! the newer, nor a bucket the writer has cleared under an older tag. A sum
+//! that overlaps a ring's restart may count the newer generation's first
+//! calls as the older's: harmless, as opening checks the generation.
 
 use core::fmt;
 use core::time::Duration;
@@ -55,11 +69,13 @@ use crate::sync::{AtomicU64, Ordering};
 use crate::ticket::Ticket;
 use crate::time::{Timestamp, ticks_rounded_up};
 
-/// Buckets in a window.
+/// Buckets in a window: 10 (2 in a build with `--cfg loom`, whose models
+/// check every load of every bucket).
 #[cfg(not(loom))]
 pub const BUCKETS: usize = 10;
 
-/// Buckets in a window: two under loom, which models every bucket's loads.
+/// Buckets in a window: 10 (2 in a build with `--cfg loom`, whose models
+/// check every load of every bucket).
 #[cfg(loom)]
 pub const BUCKETS: usize = 2;
 
@@ -273,7 +289,7 @@ impl Ring {
             return WindowCounts::default();
         }
         let index = rule.index(now);
-        let newest = self.newest.load(Ordering::Relaxed);
+        let newest = self.newest.load(Ordering::Acquire);
         // Everything the ring holds is older than the window: its tags could
         // alias the window's after 2^16 buckets.
         if index.saturating_sub(newest) >= BUCKETS_U64 {
@@ -315,7 +331,7 @@ impl Ring {
         for bucket_index in (0..BUCKETS_U64).map(|offset| first + offset) {
             self.buckets[(bucket_index % BUCKETS_U64) as usize].clear(bucket_index);
         }
-        self.newest.store(index, Ordering::Relaxed);
+        self.newest.store(index, Ordering::Release);
         self.end.store(index.saturating_add(1).saturating_mul(rule.bucket_ticks), Ordering::Relaxed);
         self.generation.store(generation, Ordering::Release);
     }
@@ -331,7 +347,7 @@ impl Ring {
         for bucket_index in index.saturating_sub(BUCKETS_U64 - 1).max(newest + 1)..=index {
             self.buckets[(bucket_index % BUCKETS_U64) as usize].clear(bucket_index);
         }
-        self.newest.store(index, Ordering::Relaxed);
+        self.newest.store(index, Ordering::Release);
         self.end.store(index.saturating_add(1).saturating_mul(rule.bucket_ticks), Ordering::Relaxed);
     }
 }
@@ -351,8 +367,9 @@ impl fmt::Debug for Ring {
     }
 }
 
-/// A breaker's failure-rate window: the rule, and the counter failures
-/// synchronize through. The rings are the caller's, one per thread.
+/// A breaker's failure-rate window: the rule, and the time of the latest
+/// failure, which failures synchronize through. The rings are the caller's,
+/// one per thread.
 ///
 /// ```
 /// use breaker_core::{Config, CoreBreaker, FailureRate, Outcome, RateWindow, Ring, State};
@@ -367,7 +384,7 @@ impl fmt::Debug for Ring {
 ///     breaker.record(ticket, outcome);
 ///     let failed = outcome == Outcome::Failure;
 ///     if let Some(at) = window.add(&ring, ticket, breaker.now(), failed) {
-///         if failed && window.failed(ticket, at, [&ring]) {
+///         if failed && window.failure_opens(ticket, at, [&ring]) {
 ///             breaker.open_on_rate(ticket);
 ///         }
 ///     }
@@ -377,13 +394,14 @@ impl fmt::Debug for Ring {
 /// ```
 pub struct RateWindow {
     rule: RateRule,
-    failures: AtomicU64,
+    /// The latest time (ms) any failure has counted at.
+    latest: AtomicU64,
 }
 
 impl RateWindow {
     /// A window for `rule`.
     pub fn new(rule: RateRule) -> RateWindow {
-        RateWindow { rule, failures: AtomicU64::new(0) }
+        RateWindow { rule, latest: AtomicU64::new(0) }
     }
 
     /// The rule.
@@ -412,25 +430,28 @@ impl RateWindow {
     }
 
     /// After a failure in `ticket`'s generation was [`add`](Self::add)ed on
-    /// this thread (at the time `add` returned): publishes it to the other
-    /// threads' sums, sums `rings` (every ring of the breaker, this
-    /// thread's included) at that time and says whether the rule opens the
-    /// breaker; if so, call
+    /// this thread at `at` (the time `add` returned): publishes it to the
+    /// other threads' sums, sums `rings` (every ring of the breaker, this
+    /// thread's included) at the latest time any failure has counted at
+    /// (`at`, unless another thread's failure counted later) and says
+    /// whether the rule opens the breaker; if so, call
     /// [`CoreBreaker::open_on_rate`](crate::CoreBreaker::open_on_rate).
     ///
-    /// Of two failures summed at once, the later sum sees both (see the
-    /// module's orderings), so a breaker the rule says must open is opened
-    /// by the failure that tips it or, if that failure's sum raced another,
-    /// by the other's. A success whose store has not reached this thread is
-    /// missed: the ratio then reads higher than an exact count (by at most
-    /// one call per other thread) and the calls fewer.
-    pub fn failed<'r>(&self, ticket: Ticket, now: Timestamp, rings: impl IntoIterator<Item = &'r Ring>) -> bool {
-        self.failures.fetch_add(1, Ordering::AcqRel);
-        self.rule.exceeded(self.counts(ticket, now, rings))
+    /// Of two failures summed at once, the later sum sees both and reads a
+    /// window that holds both (see the module's orderings), so a breaker the
+    /// rule says must open is opened by the failure that tips it or, if that
+    /// failure's sum raced another, by the other's. A success whose store has
+    /// not reached this thread is missed: the ratio then reads higher than
+    /// an exact count and the calls fewer.
+    pub fn failure_opens<'r>(&self, ticket: Ticket, at: Timestamp, rings: impl IntoIterator<Item = &'r Ring>) -> bool {
+        let at = at.as_millis();
+        let latest = self.latest.fetch_max(at, Ordering::AcqRel).max(at);
+        self.rule.exceeded(self.counts(ticket, Timestamp::from_millis(latest), rings))
     }
 
     /// The calls and failures over `rings` in the window at `now` of the
-    /// closed generation `ticket` belongs to.
+    /// closed generation `ticket` belongs to (a ring that starts a newer
+    /// generation during the sum may add its first calls).
     pub fn counts<'r>(
         &self,
         ticket: Ticket,
@@ -584,6 +605,23 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_summed_after_a_later_one_reads_the_window_at_the_later_time() {
+        // Two threads' failures either side of a bucket boundary (10 ms
+        // buckets), the one at 10 ms summed first, before the one at 9 ms is
+        // stored: the second sum must read the window at 10 ms, where both
+        // are, not at 9 ms, where the first is not yet.
+        let (_breaker, ticket) = closed_ticket();
+        let window = RateWindow::new(rule(1.0, 2, 100));
+        let rings = [Ring::new(), Ring::new()];
+        let at = Timestamp::from_millis;
+        assert_eq!(window.add(&rings[0], ticket, at(10), true), Some(at(10)));
+        assert!(!window.failure_opens(ticket, at(10), &rings), "one failure so far");
+        assert_eq!(window.add(&rings[1], ticket, at(9), true), Some(at(9)));
+        assert_eq!(window.counts(ticket, at(9), &rings), WindowCounts { calls: 1, failures: 1 });
+        assert!(window.failure_opens(ticket, at(9), &rings), "read at 10 ms: two of two failed");
+    }
+
+    #[test]
     fn rings_of_several_threads_add_up() {
         let (_breaker, ticket) = closed_ticket();
         let window = RateWindow::new(rule(0.5, 4, 100));
@@ -592,8 +630,8 @@ mod tests {
         window.add(&rings[0], ticket, now, false);
         window.add(&rings[1], ticket, now, true);
         window.add(&rings[0], ticket, now, false);
-        assert!(!window.failed(ticket, now, &rings), "3 calls");
+        assert!(!window.failure_opens(ticket, now, &rings), "3 calls");
         window.add(&rings[1], ticket, now, true);
-        assert!(window.failed(ticket, now, &rings), "2 of 4");
+        assert!(window.failure_opens(ticket, now, &rings), "2 of 4");
     }
 }

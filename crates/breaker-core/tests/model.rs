@@ -361,7 +361,7 @@ fn run(breaker: &dyn Driven, log: &Log, policy: &Policy, start: u64, ops: &[Op])
                     let failed = outcome == Outcome::Failure;
                     let at = breaker.timestamp(now);
                     if let Some(at) = window.add(&ring, ticket, at, failed) {
-                        if failed && window.failed(ticket, at, [&ring]) {
+                        if failed && window.failure_opens(ticket, at, [&ring]) {
                             breaker.open_on_rate(ticket, now);
                         }
                     }

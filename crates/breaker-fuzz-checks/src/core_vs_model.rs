@@ -227,7 +227,7 @@ impl Run {
                     self.window.as_ref().filter(|_| real && outcome.real() != breaker_core::Outcome::Ignored)
                 {
                     if let Some(counted) = window.add(&self.ring, held.real, at, failed) {
-                        if failed && window.failed(held.real, counted, [&self.ring]) {
+                        if failed && window.failure_opens(held.real, counted, [&self.ring]) {
                             self.core.open_on_rate_at(held.real, at);
                         }
                     }

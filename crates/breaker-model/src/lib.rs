@@ -141,8 +141,10 @@ impl Backoff {
 pub const BUCKETS: u64 = 10;
 
 /// The failure-rate rule: while closed, a failure opens the model when,
-/// over the window at that moment, at least `min_calls` calls finished and
-/// `failures * 1e6 >= ratio_ppm * calls`. Time is cut into buckets of
+/// over the window at the latest time any failure has counted at (this
+/// failure's, unless an earlier one counted later: a clock set back), at
+/// least `min_calls` calls finished and `failures * 1e6 >= ratio_ppm *
+/// calls`. Time is cut into buckets of
 /// `bucket_ms`; the window at `now` is the bucket holding `now` and the
 /// [`BUCKETS`]` - 1` before it. Only calls admitted and reported in the
 /// current closed generation count; ignored and stale ones count nowhere.
@@ -282,6 +284,9 @@ pub struct Model {
     /// The calls of this closed generation: when each finished, and whether
     /// it counted as a failure.
     calls: Vec<(u64, bool)>,
+    /// The latest time a failure counted at in any generation: where the
+    /// window is read after a failure.
+    latest_failure: u64,
 }
 
 impl Model {
@@ -318,6 +323,7 @@ impl Model {
             rate: None,
             slow_ms: None,
             calls: Vec::new(),
+            latest_failure: 0,
         }
     }
 
@@ -457,10 +463,13 @@ impl Model {
             (Phase::Closed { failures }, Outcome::Failure) => {
                 let at = self.call_time(now);
                 self.calls.push((at, true));
+                if self.rate.is_some() {
+                    self.latest_failure = self.latest_failure.max(at);
+                }
                 if self.consecutive && failures + 1 >= self.threshold {
                     self.open(now, Reason::ThresholdReached);
                 } else if self.rate.is_some_and(|rate| {
-                    let (calls, failures) = self.window(at);
+                    let (calls, failures) = self.window(self.latest_failure);
                     calls >= u64::from(rate.min_calls)
                         && u128::from(failures) * 1_000_000 >= u128::from(rate.ratio_ppm) * u128::from(calls)
                 }) {

@@ -571,6 +571,11 @@ impl Breaker {
         self.core.acquire().inspect_err(|_| self.count(Count::Rejection))
     }
 
+    /// Whether the breaker has a failure-rate or slow-call rule.
+    pub(crate) fn is_watched(&self) -> bool {
+        self.watch.is_some()
+    }
+
     /// When a call admitted now started, for the slow-call rule; zero (and
     /// no clock read) without one.
     #[inline]

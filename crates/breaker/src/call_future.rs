@@ -70,7 +70,7 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             // Dropped before it finished: counts as nothing, frees a probe slot.
-            if let Stage::Admitted { ticket, started } = core::mem::replace(this.stage, Stage::Reported) {
+            if let Stage::Admitted { ticket, started } = core::mem::replace(this.stage, Stage::Done) {
                 this.breaker.settle_unreported(ticket, started, Outcome::Ignored);
             }
         }
@@ -89,7 +89,7 @@ enum Stage {
     /// result is reported.
     Admitted { ticket: Ticket, started: Timestamp },
     /// Rejected, reported, or counted at a panic.
-    Reported,
+    Done,
 }
 
 impl<B: Deref<Target = Breaker>, F, C> CallFuture<B, F, C> {
@@ -136,10 +136,10 @@ where
                 Err(rejected) => Some(rejected),
             },
             Stage::Rejected(rejected) => Some(rejected),
-            Stage::Admitted { .. } | Stage::Reported => None,
+            Stage::Admitted { .. } | Stage::Done => None,
         };
         if let Some(rejected) = rejected {
-            *this.stage = Stage::Reported;
+            *this.stage = Stage::Done;
             *this.classify = None;
             return Poll::Ready(Err(Error::Open(rejected)));
         }
@@ -155,7 +155,7 @@ where
             // classifier leaves the ticket for the drop, which counts the
             // call as ignored, as `call_with` does.
             let outcome = classify.classify(&result);
-            if let Stage::Admitted { ticket, started } = core::mem::replace(this.stage, Stage::Reported) {
+            if let Stage::Admitted { ticket, started } = core::mem::replace(this.stage, Stage::Done) {
                 breaker.settle(ticket, started, outcome);
             }
         }
@@ -192,7 +192,7 @@ struct FailOnUnwind<'g, C> {
 impl<C> Drop for FailOnUnwind<'_, C> {
     fn drop(&mut self) {
         *self.classify = None;
-        if let Stage::Admitted { ticket, started } = core::mem::replace(self.stage, Stage::Reported) {
+        if let Stage::Admitted { ticket, started } = core::mem::replace(self.stage, Stage::Done) {
             self.breaker.settle(ticket, started, Outcome::Failure);
         }
     }

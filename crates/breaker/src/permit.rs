@@ -64,6 +64,7 @@ impl<B: Deref<Target = Breaker>> PermitOf<B> {
     /// slot was in the plain cache), without looking.
     #[inline(always)]
     pub(crate) fn untimed(breaker: B, ticket: Ticket) -> PermitOf<B> {
+        debug_assert!(!breaker.is_watched(), "a watched breaker's slot is never in the plain cache");
         PermitOf { breaker, ticket, started: Timestamp::ZERO, on_drop: Some(Outcome::Ignored) }
     }
 

@@ -54,7 +54,7 @@ impl Watch {
     pub(crate) fn add_failure(&self, ring: &Ring, ticket: Ticket, now: Timestamp) -> bool {
         let Some(rate) = &self.rate else { return false };
         match rate.add(ring, ticket, now, true) {
-            Some(at) => rate.failed(ticket, at, self.rings.iter()),
+            Some(at) => rate.failure_opens(ticket, at, self.rings.iter()),
             None => false,
         }
     }
