@@ -582,6 +582,25 @@ mod tests {
         assert_eq!(window.add(&ring, ticket, end, false), Some(end));
         assert_eq!(window.add(&ring, ticket, end, true), Some(end));
         assert_eq!(window.counts(ticket, end, [&ring]), WindowCounts { calls: 3, failures: 2 });
+        // A ring whose first call is at the very end starts there too.
+        let fresh = Ring::new();
+        assert_eq!(window.add(&fresh, ticket, end, true), Some(end));
+        assert_eq!(window.counts(ticket, end, [&fresh]), WindowCounts { calls: 1, failures: 1 });
+    }
+
+    #[test]
+    fn open_on_rate_opens_only_a_closed_breaker_in_the_tickets_generation() {
+        let (clock, _mock) = quanta::Clock::mock();
+        let breaker = CoreBreaker::with_clock(Config::default(), clock).unwrap();
+        let now = Timestamp::from_millis(0);
+        let old = breaker.acquire_at(now).unwrap();
+        breaker.reset_at(now);
+        assert!(!breaker.open_on_rate_at(old, now), "closed again, but in a later generation");
+        breaker.trip_for_at(Duration::ZERO, now);
+        let probe = breaker.acquire_at(now).unwrap();
+        assert!(!breaker.open_on_rate_at(probe, now), "a probe's ticket is not a closed one");
+        assert_eq!(breaker.state_at(now), crate::State::HalfOpen);
+        assert_eq!(breaker.opens(), 1, "only the trip opened it");
     }
 
     #[test]

@@ -331,6 +331,32 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn rings_are_carved_side_by_side_kept_per_breaker_and_reused_cleared() {
+        let mut owned = OwnedLane::new();
+        let (ring, new) = owned.ring(7);
+        assert!(new);
+        let (again, new) = owned.ring(7);
+        assert!(!new && core::ptr::eq(again, ring), "the same breaker finds the same ring");
+        let (next, _) = owned.ring(8);
+        let apart = core::ptr::from_ref(next) as usize - core::ptr::from_ref(ring) as usize;
+        assert_eq!(apart, size_of::<Ring>(), "packed in one chunk, not allocated one by one");
+        // A ring with counts, given back when its breaker is dropped.
+        let (clock, _mock) = breaker_core::quanta::Clock::mock();
+        let core = breaker_core::CoreBreaker::with_clock(crate::Config::default(), clock).unwrap();
+        let ticket = core.acquire().unwrap();
+        let rule = breaker_core::FailureRate::new(0.5, 1, std::time::Duration::from_secs(1)).validate().unwrap();
+        let window = breaker_core::RateWindow::new(rule);
+        let now = breaker_core::Timestamp::ZERO;
+        assert!(window.add(ring, ticket, now, true).is_some());
+        assert_eq!(window.counts(ticket, now, [ring]).calls, 1);
+        owned.lane().give_back_ring(7, ring);
+        assert_eq!(window.counts(ticket, now, [ring]).calls, 0, "cleared when given back");
+        let (reused, new) = owned.ring(9);
+        assert!(new && core::ptr::eq(reused, ring), "the freed ring goes to the next breaker");
+        assert!(!owned.rings.map.contains_key(&7), "and the dropped breaker's entry is gone");
+    }
+
+    #[test]
     fn consecutive_ids_hash_apart_in_both_the_index_and_the_tag() {
         let hasher = BuildHasherDefault::<IdHasher>::default();
         let hashes: Vec<u64> = (1..=128u64).map(|id| hasher.hash_one(id)).collect();

@@ -119,6 +119,49 @@ impl RingList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Breaker, Config, FailureRate};
+
+    fn watched() -> Breaker {
+        let rate = FailureRate::new(0.5, 10, std::time::Duration::from_secs(10));
+        Breaker::builder(Config::default()).failure_rate(rate).build().unwrap()
+    }
+
+    /// This thread's cached ring for `breaker`, if any.
+    fn cached_ring(breaker: &Breaker) -> Option<*const Ring> {
+        let tally = breaker.tally();
+        crate::local::cached_watched(tally.id(), tally.position()).map(|(_, ring)| core::ptr::from_ref(ring))
+    }
+
+    #[test]
+    fn a_watched_breaker_is_cached_on_its_own_path_never_the_plain_one() {
+        std::thread::spawn(|| {
+            let breaker = watched();
+            assert!(cached_ring(&breaker).is_none());
+            for _ in 0..3 {
+                assert_eq!(breaker.call(|| Ok::<_, ()>(())), Ok(()));
+            }
+            assert!(cached_ring(&breaker).is_some(), "the watched cache holds the slot and ring");
+            assert!(!breaker.tally().thread_slot().is_cached(), "the plain cache never does");
+            assert_eq!(breaker.counts().successes, 3);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_dropped_breakers_rings_go_back_to_their_lanes() {
+        std::thread::spawn(|| {
+            let first = watched();
+            assert_eq!(first.call(|| Err::<(), _>(())), Err(crate::Error::Inner(())));
+            let ring = cached_ring(&first).expect("cached after the first call");
+            drop(first);
+            let second = watched();
+            assert_eq!(second.call(|| Ok::<_, ()>(())), Ok(()));
+            assert_eq!(cached_ring(&second), Some(ring), "the lane reuses the freed ring");
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn the_list_keeps_every_push_across_links() {

@@ -196,6 +196,21 @@ fn slow_successes_count_as_failures_for_the_consecutive_rule_and_the_caller_gets
 }
 
 #[test]
+fn a_call_is_timed_from_its_own_admission_not_from_the_start_of_the_clock() {
+    let (builder, mock) = builder(1);
+    let breaker = builder.slow_call(Duration::from_millis(100)).build().unwrap();
+    mock.increment(Duration::from_secs(60));
+    succeed(&breaker);
+    let permit = breaker.try_acquire().unwrap();
+    mock.increment(Duration::from_millis(50));
+    permit.success();
+    let mut call = std::pin::pin!(breaker.call_async(async { Ok::<_, ()>(()) }));
+    assert!(call.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())).is_ready());
+    assert_eq!((breaker.counts().successes, breaker.counts().failures), (3, 0), "each took at most 50 ms");
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+#[test]
 fn slow_successes_trip_the_rate_rule_and_a_slow_probe_reopens() {
     let (builder, mock) = builder(1);
     let breaker = builder
@@ -253,6 +268,11 @@ fn config_errors_name_the_rate_and_the_slow_call() {
     let (builder_c, _mock) = builder(1);
     let err = builder_c.slow_call(Duration::ZERO).build().unwrap_err();
     assert_eq!(err.field(), "slow_call");
+    let (builder_d, _mock) = builder(1);
+    assert!(builder_d.slow_call(Config::MAX_TIMEOUT).build().is_ok(), "the longest threshold is accepted");
+    let (builder_e, _mock) = builder(1);
+    let too_long = Config::MAX_TIMEOUT + Duration::from_nanos(1);
+    assert_eq!(builder_e.slow_call(too_long).build().unwrap_err(), breaker::ConfigError::SlowCall { value: too_long });
 }
 
 #[test]
