@@ -62,11 +62,10 @@ fn report(
     if breaker.record_at(ticket, outcome, now) != Recorded::Applied {
         return Reported::Stale;
     }
-    match window.add(&rings[own], ticket, now, failed) {
-        Some(counted) if failed && window.failure_opens(ticket, counted, rings.iter()) => {
-            if breaker.open_on_rate_at(ticket, now) { Reported::Opened } else { Reported::TooLate }
-        }
-        _ => Reported::Counted,
+    match window.record(&rings[own], ticket, now, failed, rings.iter()) {
+        true if breaker.open_on_rate_at(ticket, now) => Reported::Opened,
+        true => Reported::TooLate,
+        false => Reported::Counted,
     }
 }
 

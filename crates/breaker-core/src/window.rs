@@ -382,11 +382,8 @@ impl fmt::Debug for Ring {
 /// for outcome in [Outcome::Success, Outcome::Failure, Outcome::Success, Outcome::Failure] {
 ///     let ticket = breaker.acquire()?;
 ///     breaker.record(ticket, outcome);
-///     let failed = outcome == Outcome::Failure;
-///     if let Some(at) = window.add(&ring, ticket, breaker.now(), failed) {
-///         if failed && window.failure_opens(ticket, at, [&ring]) {
-///             breaker.open_on_rate(ticket);
-///         }
+///     if window.record(&ring, ticket, breaker.now(), outcome == Outcome::Failure, [&ring]) {
+///         breaker.open_on_rate(ticket);
 ///     }
 /// }
 /// assert_eq!(breaker.state(), State::Open); // 2 of 4 failed
@@ -447,6 +444,24 @@ impl RateWindow {
         let at = at.as_millis();
         let latest = self.latest.fetch_max(at, Ordering::AcqRel).max(at);
         self.rule.exceeded(self.counts(ticket, Timestamp::from_millis(latest), rings))
+    }
+
+    /// [`add`](Self::add), then for a failure
+    /// [`failure_opens`](Self::failure_opens): whether the caller should
+    /// now call [`CoreBreaker::open_on_rate`](crate::CoreBreaker::open_on_rate).
+    /// A success, or a ticket not issued while closed, never opens.
+    pub fn record<'r>(
+        &self,
+        ring: &Ring,
+        ticket: Ticket,
+        now: Timestamp,
+        failed: bool,
+        rings: impl IntoIterator<Item = &'r Ring>,
+    ) -> bool {
+        match self.add(ring, ticket, now, failed) {
+            Some(at) => failed && self.failure_opens(ticket, at, rings),
+            None => false,
+        }
     }
 
     /// The calls and failures over `rings` in the window at `now` of the

@@ -360,10 +360,8 @@ fn run(breaker: &dyn Driven, log: &Log, policy: &Policy, start: u64, ops: &[Op])
                 if let Some(window) = window.as_ref().filter(|_| real && outcome != Outcome::Ignored) {
                     let failed = outcome == Outcome::Failure;
                     let at = breaker.timestamp(now);
-                    if let Some(at) = window.add(&ring, ticket, at, failed) {
-                        if failed && window.failure_opens(ticket, at, [&ring]) {
-                            breaker.open_on_rate(ticket, now);
-                        }
+                    if window.record(&ring, ticket, at, failed, [&ring]) {
+                        breaker.open_on_rate(ticket, now);
                     }
                 }
                 let model_outcome = match outcome {

@@ -226,10 +226,8 @@ impl Run {
                 if let Some(window) =
                     self.window.as_ref().filter(|_| real && outcome.real() != breaker_core::Outcome::Ignored)
                 {
-                    if let Some(counted) = window.add(&self.ring, held.real, at, failed) {
-                        if failed && window.failure_opens(held.real, counted, [&self.ring]) {
-                            self.core.open_on_rate_at(held.real, at);
-                        }
+                    if window.record(&self.ring, held.real, at, failed, [&self.ring]) {
+                        self.core.open_on_rate_at(held.real, at);
                     }
                 }
                 let model = self.model.record(held.model, outcome.model(), self.now);

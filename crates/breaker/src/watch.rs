@@ -52,11 +52,7 @@ impl Watch {
     /// Counts a failure the breaker applied in this thread's `ring`, and says
     /// whether the rule says the breaker must open.
     pub(crate) fn add_failure(&self, ring: &Ring, ticket: Ticket, now: Timestamp) -> bool {
-        let Some(rate) = &self.rate else { return false };
-        match rate.add(ring, ticket, now, true) {
-            Some(at) => rate.failure_opens(ticket, at, self.rings.iter()),
-            None => false,
-        }
+        self.rate.as_ref().is_some_and(|rate| rate.record(ring, ticket, now, true, self.rings.iter()))
     }
 }
 
