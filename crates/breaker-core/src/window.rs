@@ -406,6 +406,18 @@ impl RateWindow {
         self.rule
     }
 
+    /// The latest time any failure has counted at ([`failure_opens`]
+    /// publishes it), or [`Timestamp::ZERO`] when none has: a failure at
+    /// time zero reads the same. It is not cleared when the breaker closes,
+    /// so it may name a failure of an earlier generation. A breaker whose
+    /// window may still hold a failure at `now` is one with
+    /// `now < latest_failure() + window`.
+    ///
+    /// [`failure_opens`]: Self::failure_opens
+    pub fn latest_failure(&self) -> Timestamp {
+        Timestamp::from_millis(self.latest.load(Ordering::Acquire))
+    }
+
     /// Counts a call that ended at `now`, a failure if `failed`, in `ring`,
     /// if `ticket` was issued by a closed breaker, and returns the time it
     /// counted at: `now`, or, if `now` is before the ring's newest bucket

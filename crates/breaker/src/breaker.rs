@@ -46,6 +46,10 @@ pub struct Breaker {
     tally: Tally,
     /// The failure-rate window and slow-call threshold, if either is set.
     watch: Option<Box<Watch>>,
+    /// What a [`Registry`](crate::Registry) keeps to evict it; it fits in
+    /// the padding of the breaker's second cache line.
+    #[cfg(feature = "registry")]
+    rest: crate::registry::Rest,
 }
 
 impl Breaker {
@@ -139,7 +143,17 @@ impl Breaker {
     /// # Ok::<(), breaker::ConfigError>(())
     /// ```
     pub fn from_core(core: CoreBreaker) -> Breaker {
-        Breaker { core, tally: Tally::new(), watch: None }
+        Breaker::assemble(core, Tally::new(), None)
+    }
+
+    fn assemble(core: CoreBreaker, tally: Tally, watch: Option<Box<Watch>>) -> Breaker {
+        Breaker {
+            core,
+            tally,
+            watch,
+            #[cfg(feature = "registry")]
+            rest: crate::registry::Rest::default(),
+        }
     }
 
     /// A breaker on `core` watching `rate` and slow calls (over `slow_ticks`
@@ -154,7 +168,7 @@ impl Breaker {
         }
         let tally = Tally::with_watch(true);
         let watch = Some(Box::new(Watch::new(tally.id(), rate, slow_ticks)));
-        Breaker { core, tally, watch }
+        Breaker::assemble(core, tally, watch)
     }
 
     /// Runs `f` if the breaker lets it through; every `Err` counts as a
@@ -569,6 +583,48 @@ impl Breaker {
     #[inline]
     pub(crate) fn admit(&self) -> Result<Ticket, Rejected> {
         self.core.acquire().inspect_err(|_| self.count(Count::Rejection))
+    }
+
+    /// What changes when a call leaves the breaker not at rest (see
+    /// [`at_rest`](Self::at_rest)): the state word, and the time of the
+    /// window's latest failure. Two loads, one of them the word every call
+    /// reads anyway.
+    #[cfg(feature = "registry")]
+    #[inline(always)]
+    pub(crate) fn rest_mark(&self) -> (u64, u64) {
+        let latest = match self.watch.as_deref().and_then(|watch| watch.rate.as_ref()) {
+            Some(rate) => rate.latest_failure().as_millis(),
+            None => 0,
+        };
+        (self.core.snapshot().bits(), latest)
+    }
+
+    /// Whether forgetting the breaker at `now` and making a new one would
+    /// change no decision: it is closed (not held open) with no failure in
+    /// its streak, and its failure-rate window (if any) holds no failure.
+    #[cfg(feature = "registry")]
+    pub(crate) fn at_rest(&self, now: Timestamp) -> bool {
+        let word = self.core.snapshot();
+        let window_clear = match self.watch.as_deref().and_then(|watch| watch.rate.as_ref()) {
+            Some(rate) => {
+                let window = rate.rule().window().as_millis() as u64;
+                now.as_millis() >= rate.latest_failure().as_millis().saturating_add(window)
+            }
+            None => true,
+        };
+        word.phase() == State::Closed && word.count() == 0 && window_clear
+    }
+
+    /// The breaker's eviction bookkeeping in a registry.
+    #[cfg(feature = "registry")]
+    pub(crate) fn rest(&self) -> &crate::registry::Rest {
+        &self.rest
+    }
+
+    /// The time on the breaker's clock.
+    #[cfg(feature = "registry")]
+    pub(crate) fn now(&self) -> Timestamp {
+        self.core.now()
     }
 
     /// Whether the breaker has a failure-rate or slow-call rule.

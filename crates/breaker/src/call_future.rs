@@ -84,6 +84,7 @@ enum Stage {
     Undecided,
     /// Rejected before the first poll (the tower service admits in `call`),
     /// which the first poll returns.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     Rejected(Rejected),
     /// Admitted: the ticket, and when (for a slow-call rule), until the
     /// result is reported.

@@ -140,6 +140,8 @@ mod local;
 mod permit;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+#[cfg(feature = "registry")]
+pub mod registry;
 #[cfg(feature = "tower")]
 pub mod tower;
 #[cfg(feature = "tracing")]
@@ -153,6 +155,8 @@ pub use classify::{ByResult, Classify};
 pub use counts::Counts;
 pub use error::Error;
 pub use permit::{OwnedPermit, Permit, PermitOf};
+#[cfg(feature = "registry")]
+pub use registry::{Registry, RegistryError};
 
 pub use breaker_core::{
     Backoff, Config, ConfigError, CoreBreaker, FailureRate, Jitter, Outcome, Reason, RecentClock, Recorded, Rejected,

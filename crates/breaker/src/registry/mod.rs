@@ -1,0 +1,701 @@
+//! [`Registry`]: one breaker per key (an upstream host, a tenant, a shard),
+//! made on first use, found with a lock-free lookup, and evicted when idle
+//! and at rest. The `registry` feature.
+//!
+//! The map is [`scc::HashIndex`], whose reads take no lock and write nothing
+//! shared: a lookup plus a healthy call stays loads only, as a lone
+//! breaker's call does. It was chosen by measurement against `papaya`,
+//! `scc::HashMap` and `dashmap` (the `registry` bench; `BENCHMARKS.md` in
+//! the repository has the numbers).
+//!
+//! # Eviction
+//!
+//! A breaker is *at rest* when forgetting it and making a fresh one would
+//! change no decision: it is closed (not open, half-open or held open),
+//! counts no failure in its consecutive streak, and its failure-rate window
+//! (if it has one) holds no failure. Only a breaker at rest, with no
+//! [`Arc`] held outside the registry (from [`get`](Registry::get) or a
+//! pending [`call_async`](Registry::call_async)), is ever evicted. A call
+//! that races an eviction and leaves the breaker not at rest puts it back
+//! (see `rest.rs` for the handshake), so an open breaker, or one counting
+//! a failure streak, is never silently forgotten; a success that races an
+//! eviction may go uncounted with the breaker it counted on.
+//!
+//! Idle time is measured without touching the call path: each sweep reads
+//! a breaker's calls and rejections and notes when they last changed, so a
+//! breaker is idle from the first sweep that saw its activity stop.
+//!
+//! - [`RegistryBuilder::idle_after`]: [`Registry::evict_idle`] removes the
+//!   breakers at rest and idle that long. Call it from a timer; nothing runs
+//!   in the background.
+//! - [`RegistryBuilder::capacity`]: a new key at capacity first evicts the
+//!   breakers at rest that have been idle longest (a thirty-second of the
+//!   capacity, at least one), however briefly; if none is at rest the new
+//!   key gets [`RegistryError::Full`] and nothing is registered. A breaker
+//!   put back by a racing call may take the registry one past capacity per
+//!   such race, never more.
+
+mod rest;
+
+use core::cmp::Reverse;
+use core::fmt;
+use core::future::Future;
+use core::hash::Hash;
+use core::time::Duration;
+use std::borrow::Borrow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use breaker_core::{ConfigError, Outcome, State, quanta};
+use scc::{Guard, HashIndex};
+
+pub(crate) use rest::Rest;
+
+use crate::classify::{ByResult, Classify};
+use crate::{Breaker, Builder, CallFuture, Config, Counts, Error};
+
+/// Breakers by key, made on first use.
+///
+/// ```
+/// use breaker::{Config, Registry, State};
+///
+/// let hosts: Registry<String> = Registry::new(Config { threshold: 2, ..Config::default() });
+/// for _ in 0..2 {
+///     let _ = hosts.call("db-1:5432", || Err::<(), _>("refused"))?;
+/// }
+/// let answer = hosts.call("db-2:5432", || Ok::<_, &str>(42))?;
+/// assert_eq!(answer, Ok(42));
+/// assert_eq!(hosts.get("db-1:5432").unwrap().state(), State::Open);
+/// assert_eq!(hosts.len(), 2);
+/// # Ok::<(), breaker::RegistryError>(())
+/// ```
+///
+/// Calls return the registry's error outside the call's own: the outer
+/// `Result` is `Err` only when the key had no breaker and none could be
+/// made ([`RegistryError`]), as `tokio::time::timeout` wraps its future's
+/// result.
+pub struct Registry<K> {
+    map: HashIndex<K, Arc<Breaker>>,
+    make: Make<K>,
+    capacity: Option<usize>,
+    /// Milliseconds.
+    idle_after: Option<u64>,
+    len: AtomicUsize,
+    /// Held by every change of the map: a new key, a sweep, a removal, a
+    /// breaker put back. Lookups never take it.
+    writer: Mutex<()>,
+}
+
+/// How a registry makes the breaker for a key.
+struct Make<K> {
+    per_key: PerKey<K>,
+    names: Option<Names<K>>,
+}
+
+type PerKey<K> = Box<dyn Fn(&K) -> Builder + Send + Sync>;
+type Names<K> = Box<dyn Fn(&K) -> String + Send + Sync>;
+
+impl<K> Make<K> {
+    fn breaker(&self, key: &K) -> Result<Breaker, ConfigError> {
+        let builder = (self.per_key)(key);
+        match &self.names {
+            Some(name) => builder.name(name(key)),
+            None => builder,
+        }
+        .build()
+    }
+}
+
+/// Why a registry has no breaker to give for a key.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The key is new, the registry holds `capacity` breakers, and none of
+    /// them is at rest to make room: each is open, half-open, counting
+    /// failures or held outside the registry.
+    Full {
+        /// The registry's capacity.
+        capacity: usize,
+    },
+    /// The key is new and the builder made for it has a bad config.
+    Config(ConfigError),
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistryError::Full { capacity } => {
+                write!(f, "breaker registry is full: {capacity} breakers, none at rest to evict for a new key")
+            }
+            RegistryError::Config(err) => write!(f, "breaker registry: the config for a new key: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RegistryError::Config(err) => Some(err),
+            RegistryError::Full { .. } => None,
+        }
+    }
+}
+
+/// One registered breaker as [`Registry::health`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyHealth<K> {
+    /// The key.
+    pub key: K,
+    /// Its breaker's state.
+    pub state: State,
+    /// Its breaker's counts.
+    pub counts: Counts,
+}
+
+impl<K> Registry<K>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+{
+    /// A registry making every breaker from `config` on the real clock,
+    /// with no capacity and no names.
+    ///
+    /// # Panics
+    ///
+    /// As [`Breaker::new`], if `config` does not fit; use
+    /// [`builder`](Self::builder) to get the error instead.
+    pub fn new(config: Config) -> Registry<K> {
+        Registry::builder(config).build().unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// A builder for a registry whose breakers use `config`, unless
+    /// [`per_key`](RegistryBuilder::per_key) says otherwise.
+    ///
+    /// ```
+    /// use breaker::{Config, Registry};
+    /// use std::time::Duration;
+    ///
+    /// let tenants: Registry<u64> = Registry::builder(Config::default())
+    ///     .capacity(100_000)
+    ///     .idle_after(Duration::from_secs(600))
+    ///     .build()?;
+    /// assert_eq!(tenants.capacity(), Some(100_000));
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn builder(config: Config) -> RegistryBuilder<K> {
+        RegistryBuilder { config, clock: None, per_key: None, names: None, capacity: None, idle_after: None }
+    }
+
+    /// Runs `f` through the breaker for `key` (made now if the key is new):
+    /// [`Breaker::call`] after one lookup, with no reference count touched.
+    /// `key` is borrowed: a `&str` for `String` keys.
+    #[inline]
+    pub fn call<Q, T, E>(&self, key: &Q, f: impl FnOnce() -> Result<T, E>) -> Result<Result<T, Error<E>>, RegistryError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.with(key, |breaker| breaker.call(f))
+    }
+
+    /// [`call`](Self::call) with a classifier: [`Breaker::call_with`].
+    #[inline]
+    pub fn call_with<Q, T, E>(
+        &self,
+        key: &Q,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Result<T, Error<E>>, RegistryError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.with(key, |breaker| breaker.call_with(classify, f))
+    }
+
+    /// Runs `f` with the breaker for `key` (made now if the key is new):
+    /// what [`call`](Self::call) is made of, for the rest of the
+    /// [`Breaker`] API (a fallback, a permit, a trip). If `f` leaves the
+    /// breaker not at rest while it is being evicted, it is put back.
+    ///
+    /// ```
+    /// use breaker::{Config, Registry};
+    ///
+    /// let shards: Registry<u32> = Registry::new(Config::default());
+    /// shards.with(&7, |breaker| breaker.trip())?;
+    /// let page = shards.with(&7, |breaker| breaker.call_with_fallback(|| Ok::<_, ()>("fresh"), |_| Ok("cached")))?;
+    /// assert_eq!(page, Ok("cached"));
+    /// # Ok::<(), breaker::RegistryError>(())
+    /// ```
+    #[inline]
+    pub fn with<Q, R>(&self, key: &Q, f: impl FnOnce(&Breaker) -> R) -> Result<R, RegistryError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let guard = Guard::new();
+        match self.map.peek(key, &guard) {
+            Some(breaker) => Ok(self.run(key, breaker, f)),
+            None => {
+                let breaker = self.insert(key)?;
+                Ok(self.run(key, &breaker, f))
+            }
+        }
+    }
+
+    /// [`Breaker::call_async`] through the breaker for `key` (made now if
+    /// the key is new). The future owns a clone of the breaker's `Arc`: one
+    /// reference-count increment and decrement per call, the price of a
+    /// future that may move between threads, and the breaker cannot be
+    /// evicted while it is pending.
+    ///
+    /// ```
+    /// use breaker::{Config, Registry};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let models: Registry<String> = Registry::new(Config::default());
+    /// let reply = models.call_async("llm-eu", async { Ok::<_, std::io::Error>("hi") })?.await;
+    /// assert_eq!(reply.unwrap(), "hi");
+    /// # Ok::<(), breaker::RegistryError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn call_async<Q, T, E, F>(
+        &self,
+        key: &Q,
+        fut: F,
+    ) -> Result<CallFuture<Arc<Breaker>, F, ByResult>, RegistryError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Result<T, E>>,
+        ByResult: Classify<T, E>,
+    {
+        Ok(CallFuture::new(self.get_or_insert(key)?, ByResult, fut))
+    }
+
+    /// The breaker for `key`, if it has one, to hold for a batch of calls
+    /// (each then costs what a lone breaker's call costs) or to hand to a
+    /// task. It is not evicted while the `Arc` (or a clone) lives; once it is
+    /// dropped the breaker may be, and calls through an `Arc` kept after an
+    /// eviction go to a breaker the registry no longer has.
+    pub fn get<Q>(&self, key: &Q) -> Option<Arc<Breaker>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let breaker = self.map.peek_with(key, |_, breaker| Arc::clone(breaker))?;
+        Some(self.hold(key, breaker))
+    }
+
+    /// [`get`](Self::get), making the breaker if the key is new.
+    pub fn get_or_insert<Q>(&self, key: &Q) -> Result<Arc<Breaker>, RegistryError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        match self.map.peek_with(key, |_, breaker| Arc::clone(breaker)) {
+            Some(breaker) => Ok(self.hold(key, breaker)),
+            None => self.insert(key),
+        }
+    }
+
+    /// Removes the breaker for `key`, whatever its state, and returns it.
+    /// The next call with the key makes a new one.
+    pub fn remove<Q>(&self, key: &Q) -> Option<Arc<Breaker>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let _writer = self.lock();
+        let breaker = self.map.peek_with(key, |_, breaker| Arc::clone(breaker))?;
+        self.map.remove_sync(key).then(|| {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+            breaker
+        })
+    }
+
+    /// How many breakers the registry holds.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether the registry holds no breaker.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most breakers the registry holds, if bounded.
+    pub fn capacity(&self) -> Option<usize> {
+        self.capacity
+    }
+
+    /// Calls `f` with each key and its breaker, in no particular order,
+    /// without locking out calls or new keys (which it may or may not see).
+    ///
+    /// ```
+    /// use breaker::{Config, Registry, State};
+    ///
+    /// let hosts: Registry<String> = Registry::new(Config::default());
+    /// hosts.call("a", || Ok::<_, ()>(()))?.unwrap();
+    /// let mut open = 0;
+    /// hosts.for_each(|_host, breaker| open += usize::from(breaker.state() == State::Open));
+    /// assert_eq!(open, 0);
+    /// # Ok::<(), breaker::RegistryError>(())
+    /// ```
+    pub fn for_each(&self, mut f: impl FnMut(&K, &Breaker)) {
+        let guard = Guard::new();
+        for (key, breaker) in self.map.iter(&guard) {
+            f(key, breaker);
+        }
+    }
+
+    /// Each key with its breaker's state and counts: a health page's rows.
+    pub fn health(&self) -> Vec<KeyHealth<K>>
+    where
+        K: Clone,
+    {
+        let mut rows = Vec::with_capacity(self.len());
+        self.for_each(|key, breaker| {
+            rows.push(KeyHealth { key: key.clone(), state: breaker.state(), counts: breaker.counts() })
+        });
+        rows
+    }
+
+    /// Evicts every breaker at rest that has been idle for
+    /// [`idle_after`](RegistryBuilder::idle_after), and returns how many.
+    /// Without `idle_after`, evicts nothing. Reads every breaker's counts
+    /// and holds the writer lock while it does: new keys wait, calls do not.
+    ///
+    /// ```
+    /// use breaker::{Config, Registry};
+    /// use std::time::Duration;
+    ///
+    /// let (clock, mock) = breaker::quanta::Clock::mock();
+    /// let hosts: Registry<String> =
+    ///     Registry::builder(Config::default()).clock(clock).idle_after(Duration::from_secs(60)).build()?;
+    /// hosts.call("gone-host", || Ok::<_, ()>(())).unwrap().unwrap();
+    /// assert_eq!(hosts.evict_idle(), 0); // starts its idle time
+    /// mock.increment(Duration::from_secs(60));
+    /// assert_eq!(hosts.evict_idle(), 1);
+    /// assert!(hosts.is_empty());
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn evict_idle(&self) -> usize {
+        let Some(idle_after) = self.idle_after else { return 0 };
+        let _writer = self.lock();
+        self.sweep(idle_after, usize::MAX)
+    }
+
+    /// Runs `f` on `breaker`, registered under `key`, and puts the breaker
+    /// back if `f` changed it while an eviction took it out.
+    #[inline(always)]
+    fn run<Q, R>(&self, key: &Q, breaker: &Arc<Breaker>, f: impl FnOnce(&Breaker) -> R) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        // A guard rather than a check after `f`, so a panic in `f` checks too.
+        let watch = Watch { registry: self, key, breaker, before: breaker.rest_mark() };
+        let result = f(breaker);
+        drop(watch);
+        result
+    }
+
+    /// A clone of `breaker`'s `Arc`, taken from the map under `key`, made
+    /// safe to hold: if an eviction was taking it out, it is put back, or the
+    /// breaker now registered under `key` is returned instead.
+    fn hold<Q>(&self, key: &Q, breaker: Arc<Breaker>) -> Arc<Breaker>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if breaker.rest().evicting_after_change() { self.put_back(key, &breaker) } else { breaker }
+    }
+
+    /// Makes and registers the breaker for a new `key` (or returns the one
+    /// another thread registered first), evicting to make room at capacity.
+    #[cold]
+    #[inline(never)]
+    fn insert<Q>(&self, key: &Q) -> Result<Arc<Breaker>, RegistryError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let _writer = self.lock();
+        if let Some(present) = self.map.peek_with(key, |_, breaker| Arc::clone(breaker)) {
+            return Ok(present);
+        }
+        if let Some(capacity) = self.capacity {
+            if self.len() >= capacity {
+                self.sweep(0, (capacity / 32).max(1));
+                if self.len() >= capacity {
+                    return Err(RegistryError::Full { capacity });
+                }
+            }
+        }
+        let key = key.to_owned();
+        let breaker = Arc::new(self.make.breaker(&key).map_err(RegistryError::Config)?);
+        self.register(key, Arc::clone(&breaker));
+        Ok(breaker)
+    }
+
+    /// Adds `breaker` under `key`, absent from the map (under the writer lock).
+    fn register(&self, key: K, breaker: Arc<Breaker>) {
+        breaker.rest().start(breaker.now().as_millis());
+        if self.map.insert_sync(key, breaker).is_ok() {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Puts back `breaker`, which an eviction may have taken out from under
+    /// `key` while a call changed it or a caller took it, and returns the
+    /// breaker registered under `key` after: `breaker`, unless another was
+    /// registered meanwhile that counts failures of its own (then that one).
+    #[cold]
+    #[inline(never)]
+    fn put_back<Q>(&self, key: &Q, breaker: &Arc<Breaker>) -> Arc<Breaker>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let _writer = self.lock();
+        let rest = breaker.rest();
+        if !rest.is_evicting() {
+            // The evictor saw the change and kept it.
+            return Arc::clone(breaker);
+        }
+        rest.clear();
+        match self.map.peek_with(key, |_, present| Arc::clone(present)) {
+            Some(present) if Arc::ptr_eq(&present, breaker) => present,
+            Some(present) if !present.at_rest(present.now()) || breaker.at_rest(breaker.now()) => present,
+            Some(present) => {
+                // A fresh breaker took the key after the eviction; the one
+                // coming back remembers failures, so it wins. Callers still
+                // using the fresh one put it back only if it changes, and
+                // then find this one not at rest.
+                present.rest().mark_evicting();
+                if self.map.remove_if_sync(key, |current| Arc::ptr_eq(current, &present)) {
+                    self.len.fetch_sub(1, Ordering::Relaxed);
+                }
+                self.register(key.to_owned(), Arc::clone(breaker));
+                Arc::clone(breaker)
+            }
+            None => {
+                self.register(key.to_owned(), Arc::clone(breaker));
+                Arc::clone(breaker)
+            }
+        }
+    }
+
+    /// Evicts up to `most` breakers at rest, idle for at least `idle_after`
+    /// ms, the longest idle first, and returns how many (under the writer
+    /// lock).
+    fn sweep(&self, idle_after: u64, most: usize) -> usize {
+        let guard = Guard::new();
+        let mut candidates: Vec<(u64, &K, &Arc<Breaker>)> = Vec::new();
+        for (key, breaker) in self.map.iter(&guard) {
+            let now = breaker.now();
+            let idle = breaker.rest().idle_for(activity(breaker), now.as_millis());
+            if idle >= idle_after && Arc::strong_count(breaker) == 1 && breaker.at_rest(now) {
+                candidates.push((idle, key, breaker));
+            }
+        }
+        if candidates.len() > most {
+            candidates.select_nth_unstable_by_key(most, |&(idle, _, _)| Reverse(idle));
+            candidates.truncate(most);
+        }
+        let mut evicted = 0;
+        for (_, key, breaker) in candidates {
+            let rest = breaker.rest();
+            rest.mark_evicting();
+            let still =
+                Arc::strong_count(breaker) == 1 && breaker.at_rest(breaker.now()) && rest.unchanged(activity(breaker));
+            if still && self.map.remove_if_sync(key, |current| Arc::ptr_eq(current, breaker)) {
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                evicted += 1;
+            } else {
+                rest.clear();
+            }
+        }
+        evicted
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What a sweep reads to tell whether a breaker was used: its calls and
+/// rejections.
+fn activity(breaker: &Breaker) -> u64 {
+    let counts = breaker.counts();
+    counts.successes + counts.failures + counts.rejections
+}
+
+/// Checks, when a call through a registered breaker ends (or unwinds),
+/// whether it changed the breaker while an eviction took it out.
+struct Watch<'a, K, Q>
+where
+    K: Hash + Eq + Send + Sync + 'static + Borrow<Q>,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
+    registry: &'a Registry<K>,
+    key: &'a Q,
+    breaker: &'a Arc<Breaker>,
+    before: (u64, u64),
+}
+
+impl<K, Q> Drop for Watch<'_, K, Q>
+where
+    K: Hash + Eq + Send + Sync + 'static + Borrow<Q>,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.breaker.rest_mark() != self.before {
+            changed(self.registry, self.key, self.breaker);
+        }
+    }
+}
+
+/// A call changed the breaker's word or window: the caller's side of the
+/// handshake with eviction.
+#[cold]
+#[inline(never)]
+fn changed<K, Q>(registry: &Registry<K>, key: &Q, breaker: &Arc<Breaker>)
+where
+    K: Hash + Eq + Send + Sync + 'static + Borrow<Q>,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
+    if breaker.rest().evicting_after_change() {
+        let _ = registry.put_back(key, breaker);
+    }
+}
+
+impl<K> fmt::Debug for Registry<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("len", &self.len.load(Ordering::Relaxed))
+            .field("capacity", &self.capacity)
+            .field("idle_after_ms", &self.idle_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Registry`]: how its breakers are made, how they are named,
+/// its capacity and when a breaker is idle. Made by [`Registry::builder`].
+///
+/// ```
+/// use breaker::{Breaker, Config, Registry};
+/// use std::time::Duration;
+///
+/// // Payments get a stricter breaker than the rest.
+/// let services: Registry<String> = Registry::builder(Config::default())
+///     .per_key(|service: &String| {
+///         let threshold = if service.starts_with("payments") { 2 } else { 10 };
+///         Breaker::builder(Config { threshold, ..Config::default() })
+///     })
+///     .name_keys()
+///     .build()?;
+/// let payments = services.get_or_insert("payments-eu").unwrap();
+/// assert_eq!((payments.config().threshold, payments.name()), (2, "payments-eu"));
+/// # Ok::<(), breaker::ConfigError>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RegistryBuilder<K> {
+    config: Config,
+    clock: Option<quanta::Clock>,
+    per_key: Option<PerKey<K>>,
+    names: Option<Names<K>>,
+    capacity: Option<usize>,
+    idle_after: Option<Duration>,
+}
+
+impl<K> RegistryBuilder<K>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+{
+    /// Runs the breakers made from the config on `clock` (a mock in tests).
+    /// Breakers from [`per_key`](Self::per_key) run on the clock their
+    /// builder gives. Idle time is measured on each breaker's clock.
+    pub fn clock(self, clock: quanta::Clock) -> Self {
+        RegistryBuilder { clock: Some(clock), ..self }
+    }
+
+    /// Makes each key's breaker from the [`Builder`] `per_key` returns for
+    /// it, instead of from the registry's config and clock: a config, a
+    /// failure rate, a listener per key. Called once per new key, under the
+    /// registry's writer lock; a builder whose config does not fit makes
+    /// that key's calls fail with [`RegistryError::Config`].
+    pub fn per_key(self, per_key: impl Fn(&K) -> Builder + Send + Sync + 'static) -> Self {
+        RegistryBuilder { per_key: Some(Box::new(per_key)), ..self }
+    }
+
+    /// Names each breaker `name(key)` (overriding a name `per_key` gave):
+    /// the name its transitions, tracing events and metrics carry.
+    pub fn name_with(self, name: impl Fn(&K) -> String + Send + Sync + 'static) -> Self {
+        RegistryBuilder { names: Some(Box::new(name)), ..self }
+    }
+
+    /// Names each breaker after its key, as the key displays.
+    pub fn name_keys(self) -> Self
+    where
+        K: fmt::Display,
+    {
+        self.name_with(|key| key.to_string())
+    }
+
+    /// Holds at most `capacity` breakers: at capacity, a new key evicts the
+    /// longest-idle breakers at rest, or is refused with
+    /// [`RegistryError::Full`] if none is (see the [module docs](self)).
+    /// A capacity of 0 refuses every key.
+    pub fn capacity(self, capacity: usize) -> Self {
+        RegistryBuilder { capacity: Some(capacity), ..self }
+    }
+
+    /// A breaker at rest whose calls and rejections have not changed for
+    /// `idle` (rounded up to whole milliseconds) is removed by
+    /// [`Registry::evict_idle`].
+    pub fn idle_after(self, idle: Duration) -> Self {
+        RegistryBuilder { idle_after: Some(idle), ..self }
+    }
+
+    /// The registry, or the [`ConfigError`] of its config (checked now,
+    /// unless [`per_key`](Self::per_key) replaces it).
+    pub fn build(self) -> Result<Registry<K>, ConfigError> {
+        let per_key = match self.per_key {
+            Some(per_key) => per_key,
+            None => {
+                let (config, clock) = (self.config, self.clock);
+                let builder = move || match &clock {
+                    Some(clock) => Breaker::builder(config).clock(clock.clone()),
+                    None => Breaker::builder(config),
+                };
+                builder().build()?;
+                Box::new(move |_: &K| builder())
+            }
+        };
+        let idle_after =
+            self.idle_after.map(|idle| u64::try_from(idle.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX));
+        Ok(Registry {
+            map: HashIndex::new(),
+            make: Make { per_key, names: self.names },
+            capacity: self.capacity,
+            idle_after,
+            len: AtomicUsize::new(0),
+            writer: Mutex::new(()),
+        })
+    }
+}
+
+impl<K> fmt::Debug for RegistryBuilder<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryBuilder")
+            .field("config", &self.config)
+            .field("per_key", &self.per_key.is_some())
+            .field("names", &self.names.is_some())
+            .field("capacity", &self.capacity)
+            .field("idle_after", &self.idle_after)
+            .finish_non_exhaustive()
+    }
+}
