@@ -1,5 +1,6 @@
 //! Many breakers by key: lookup plus a healthy call in the concurrent maps a
-//! registry could sit on.
+//! registry could sit on, and through `breaker::Registry` (on scc's
+//! `HashIndex`, the map these numbers chose).
 //!
 //! ```sh
 //! cargo bench -p breaker-benches --bench registry
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use breaker::{Breaker, Config};
+use breaker::{Breaker, Config, Registry};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const KEYS: usize = 10_000;
@@ -85,12 +86,23 @@ fn maps(c: &mut Criterion) {
         dash.insert(key.clone(), Arc::clone(breaker));
     }
     let vec_floor = &breakers;
+    let ours: Registry<String> = Registry::new(Config::default());
+    for key in &keys {
+        drop(ours.get_or_insert(key.as_str()).unwrap());
+    }
 
     for (n, spread) in [(1, KEYS), (threads(), KEYS), (threads(), HOT)] {
         let hot = if spread == HOT { "_hot_keys" } else { "" };
         let mut group = c.benchmark_group(format!("registry_maps_{n}_threads{hot}"));
         group.bench_function("vec_index_no_lookup", |b| {
             b.iter_custom(|iters| per_thread_over(spread, n, iters, |i| assert!(healthy(&vec_floor[i]))))
+        });
+        group.bench_function("breaker_registry", |b| {
+            b.iter_custom(|iters| {
+                per_thread_over(spread, n, iters, |i| {
+                    assert!(ours.call(keys[i].as_str(), || Ok::<u64, u64>(black_box(1))).unwrap().is_ok());
+                })
+            })
         });
         group.bench_function("papaya", |b| {
             b.iter_custom(|iters| {
