@@ -389,3 +389,57 @@ fn a_registry_is_send_and_sync() {
     fn both<T: Send + Sync>() {}
     both::<Registry<String>>();
 }
+
+#[test]
+fn no_breaker_opened_under_a_racing_eviction_is_forgotten() {
+    const CALLERS: usize = 3;
+    const STRESS_KEYS: u32 = 300;
+    let registry: Registry<u32> =
+        Registry::builder(Config { threshold: 1, ..Config::default() }).idle_after(Duration::ZERO).build().unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut evicted = 0;
+    std::thread::scope(|scope| {
+        let evictor = scope.spawn(|| {
+            let mut evicted = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                evicted += registry.evict_idle();
+            }
+            evicted
+        });
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|caller| {
+                let registry = &registry;
+                scope.spawn(move || {
+                    for key in (0..STRESS_KEYS).filter(|key| key % CALLERS as u32 == caller as u32) {
+                        // At rest after the success, so the evictor may take
+                        // it while the failure that opens it is under way.
+                        registry.call(&key, || Ok::<_, ()>(())).unwrap().unwrap();
+                        let _ = registry
+                            .call(&key, || {
+                                // A call long enough for sweeps to pass through it.
+                                (0..2_000).for_each(|_| std::hint::spin_loop());
+                                Err::<(), _>(())
+                            })
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        callers.into_iter().for_each(|caller| caller.join().unwrap());
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        evicted = evictor.join().unwrap();
+    });
+    // Every key's last call opened a breaker: each must still be registered, open.
+    let mut forgotten = Vec::new();
+    for key in 0..STRESS_KEYS {
+        match registry.get(&key) {
+            Some(breaker) if breaker.state() == State::Open => {}
+            other => forgotten.push((key, other.map(|breaker| (breaker.state(), breaker.counts())))),
+        }
+    }
+    assert!(
+        forgotten.is_empty(),
+        "{} open breakers forgotten (of {STRESS_KEYS}; {evicted} evictions): {forgotten:?}",
+        forgotten.len()
+    );
+}

@@ -507,6 +507,12 @@ where
         let mut evicted = 0;
         for (_, key, breaker) in candidates {
             let rest = breaker.rest();
+            if rest.is_evicting() {
+                // Marked under this lock means removed, by this sweep (an
+                // iteration during a resize may list an entry twice) or an
+                // earlier one: the mark must stay for a racing call to see.
+                continue;
+            }
             rest.mark_evicting();
             let still =
                 Arc::strong_count(breaker) == 1 && breaker.at_rest(breaker.now()) && rest.unchanged(activity(breaker));
