@@ -79,6 +79,7 @@ mod breaker;
 mod builder;
 mod cell;
 mod config;
+mod evict;
 mod observe;
 mod recent_clock;
 #[cfg(feature = "serde")]
@@ -94,6 +95,7 @@ pub use backoff::{Backoff, Jitter};
 pub use breaker::CoreBreaker;
 pub use builder::Builder;
 pub use config::{Config, ConfigError, Limits};
+pub use evict::EvictionFlag;
 pub use observe::{Reason, Transition};
 pub use recent_clock::RecentClock;
 pub use ticket::{Outcome, Recorded, Rejected, Ticket};

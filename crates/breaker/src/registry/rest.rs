@@ -4,27 +4,24 @@
 //!
 //! # Orderings
 //!
-//! Eviction and a call that changes the breaker race like the two sides of
-//! Dekker's algorithm. The evictor stores `evicting`, fences (`SeqCst`) and
-//! reads the breaker (its word, window, counts and reference count); a call
-//! whose end changed the breaker's state word or window fences (`SeqCst`)
-//! and loads `evicting`; taking a [`Handle`](super::Handle) clones the
-//! breaker's `Arc`, fences and loads `evicting`. Of the two fences one comes
-//! first in their single total order, so either the evictor sees the change
-//! (a failure streak, an open, a second reference) and keeps the breaker, or
-//! the call sees `evicting` and puts the breaker back. Everything after the
-//! flag (the removal, the putting back) runs under the registry's writer
-//! mutex. `activity` and `since` are read and written only under that mutex.
+//! The handshake is [`EvictionFlag`]'s (its `# Orderings`): the evictor
+//! marks and fences, then reads the breaker; a call whose end changed the
+//! breaker's state word or window, or a caller that cloned its `Arc`,
+//! fences and reads the flag. Everything after the flag (the removal, the
+//! putting back) runs under the registry's writer mutex, and `activity` and
+//! `since` are read and written only under it.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use breaker_core::EvictionFlag;
 
 /// A registered breaker's eviction bookkeeping: 24 bytes in the padding of
 /// the breaker's second cache line.
 #[derive(Debug, Default)]
 pub(crate) struct Rest {
-    /// Set by an evictor before it checks the breaker a last time; left set
-    /// on a breaker it removed.
-    evicting: AtomicBool,
+    /// Marked by an evictor before it checks the breaker a last time; left
+    /// marked on a breaker it removed.
+    evicting: EvictionFlag,
     /// The breaker's calls and rejections when a sweep last saw them change.
     activity: AtomicU64,
     /// When (ms on the breaker's clock) a sweep last saw them change.
@@ -35,25 +32,23 @@ impl Rest {
     /// The evictor's side: marks the breaker, then fences; the caller reads
     /// the breaker after this returns.
     pub(crate) fn mark_evicting(&self) {
-        self.evicting.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        self.evicting.mark();
     }
 
     /// The evictor kept the breaker, or it was put back.
     pub(crate) fn clear(&self) {
-        self.evicting.store(false, Ordering::Relaxed);
+        self.evicting.clear();
     }
 
     /// The caller's side, after it changed the breaker or took a reference
     /// to it: whether an evictor may have removed it.
     pub(crate) fn evicting_after_change(&self) -> bool {
-        fence(Ordering::SeqCst);
-        self.evicting.load(Ordering::Relaxed)
+        self.evicting.seen_after_change()
     }
 
     /// Whether the flag is still set (under the writer mutex).
     pub(crate) fn is_evicting(&self) -> bool {
-        self.evicting.load(Ordering::Relaxed)
+        self.evicting.is_marked()
     }
 
     /// Notes the breaker's activity (its calls and rejections) at `now`

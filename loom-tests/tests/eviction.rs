@@ -1,0 +1,67 @@
+//! Loom model of a registry's eviction handshake ([`EvictionFlag`]): an
+//! evictor removing a breaker it finds at rest races a call that opens it.
+//! Run with the same command as `models.rs` (`--cfg loom`).
+//!
+//! The evictor marks the flag, reads the state word and "removes" the
+//! breaker if it is closed with no failure counted (otherwise it clears the
+//! flag); the call reads the word, fails (threshold 1: it opens the
+//! breaker), and if the word changed asks the flag, "putting the breaker
+//! back" if it is marked. In no execution may the breaker end removed, open
+//! and not put back: that is the failing host handed a fresh breaker.
+
+#![cfg(loom)]
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use breaker_core::quanta::Clock;
+use breaker_core::{Config, CoreBreaker, EvictionFlag, Outcome, State, Timestamp};
+use loom::sync::Arc;
+
+/// What happened in one execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Ending {
+    removed: bool,
+    put_back: bool,
+}
+
+#[test]
+fn a_call_that_opens_a_breaker_being_evicted_always_puts_it_back_or_keeps_it() {
+    let seen = std::sync::Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let record = std::sync::Arc::clone(&seen);
+    loom::model(move || {
+        let (clock, _mock) = Clock::mock();
+        let config = Config { threshold: 1, timeout: Duration::from_millis(100), half_open_max: 1 };
+        let breaker = Arc::new(CoreBreaker::with_clock(config, clock).unwrap());
+        let flag = Arc::new(EvictionFlag::new());
+        let evictor = {
+            let (breaker, flag) = (Arc::clone(&breaker), Arc::clone(&flag));
+            loom::thread::spawn(move || {
+                flag.mark();
+                let word = breaker.snapshot();
+                if word.phase() == State::Closed && word.count() == 0 {
+                    true
+                } else {
+                    flag.clear();
+                    false
+                }
+            })
+        };
+        let now = Timestamp::from_millis(1);
+        let before = breaker.snapshot();
+        let ticket = breaker.acquire_at(now).unwrap();
+        breaker.record_at(ticket, Outcome::Failure, now);
+        let put_back = breaker.snapshot() != before && flag.seen_after_change();
+        let removed = evictor.join().unwrap();
+        assert_eq!(breaker.snapshot().phase(), State::Open);
+        assert!(!removed || put_back, "removed while open, and not put back");
+        record.lock().unwrap().insert(Ending { removed, put_back });
+    });
+    // Every way the race can end shows up: kept (the evictor saw the open
+    // word), removed then put back, and kept although the call saw the mark
+    // (the evictor cleared it after).
+    let seen = seen.lock().unwrap();
+    assert!(seen.contains(&Ending { removed: false, put_back: false }), "{seen:?}");
+    assert!(seen.contains(&Ending { removed: true, put_back: true }), "{seen:?}");
+    assert!(seen.contains(&Ending { removed: false, put_back: true }), "{seen:?}");
+}
