@@ -87,3 +87,20 @@ impl fmt::Debug for EvictionFlag {
         f.debug_struct("EvictionFlag").field("marked", &self.is_marked()).finish()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marking_clearing_and_asking() {
+        let flag = EvictionFlag::new();
+        assert!(!flag.is_marked() && !flag.seen_after_change());
+        flag.mark();
+        assert!(flag.is_marked() && flag.seen_after_change());
+        assert_eq!(format!("{flag:?}"), "EvictionFlag { marked: true }");
+        flag.clear();
+        assert!(!flag.is_marked() && !flag.seen_after_change());
+        assert!(!EvictionFlag::default().is_marked());
+    }
+}

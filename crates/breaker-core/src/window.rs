@@ -528,6 +528,21 @@ mod tests {
     }
 
     #[test]
+    fn the_latest_failure_is_the_latest_time_a_failure_counted_at() {
+        let breaker = CoreBreaker::new(Config::default()).unwrap();
+        let window = RateWindow::new(rule(0.9, 100, 1_000));
+        let ring = Ring::new();
+        assert_eq!(window.latest_failure(), Timestamp::ZERO);
+        let ticket = breaker.acquire().unwrap();
+        let at = |ms| Timestamp::from_millis(ms);
+        assert!(!window.record(&ring, ticket, at(250), true, [&ring]));
+        assert!(!window.record(&ring, ticket, at(400), false, [&ring]));
+        assert_eq!(window.latest_failure(), at(250), "a success publishes nothing");
+        assert!(!window.record(&ring, ticket, at(300), true, [&ring]));
+        assert_eq!(window.latest_failure(), at(400), "counted at the ring's newest bucket, never back in time");
+    }
+
+    #[test]
     fn a_rule_reads_back_as_given_and_as_validated() {
         let rate = FailureRate::new(0.25, 7, Duration::from_millis(1_234));
         assert_eq!((rate.ratio(), rate.min_calls(), rate.window()), (0.25, 7, Duration::from_millis(1_234)));
