@@ -67,13 +67,50 @@ pub struct BreakerCollector {
 enum Registered {
     Shared(Weak<Breaker>),
     Static(&'static Breaker),
+    /// Every named breaker a keyed registry holds at scrape time.
+    #[cfg(feature = "registry")]
+    Keyed(Weak<dyn Breakers>),
+}
+
+/// What the collector needs of a [`Registry`](crate::Registry), whatever
+/// its key type.
+#[cfg(feature = "registry")]
+trait Breakers: Send + Sync {
+    fn each(&self, f: &mut dyn FnMut(&Breaker));
+}
+
+#[cfg(feature = "registry")]
+impl<K: core::hash::Hash + Eq + Send + Sync + 'static> Breakers for crate::Registry<K> {
+    fn each(&self, f: &mut dyn FnMut(&Breaker)) {
+        self.for_each(|_, breaker| f(breaker));
+    }
 }
 
 impl Registered {
-    fn with<R>(&self, read: impl FnOnce(&Breaker) -> R) -> Option<R> {
+    /// Calls `read` with each breaker this entry stands for; `false` if
+    /// what it stands for was dropped.
+    fn each(&self, read: &mut dyn FnMut(&Breaker)) -> bool {
         match self {
-            Registered::Shared(weak) => weak.upgrade().map(|breaker| read(&breaker)),
-            Registered::Static(breaker) => Some(read(breaker)),
+            Registered::Shared(weak) => weak.upgrade().map(|breaker| read(&breaker)).is_some(),
+            Registered::Static(breaker) => {
+                read(breaker);
+                true
+            }
+            #[cfg(feature = "registry")]
+            Registered::Keyed(weak) => weak.upgrade().map(|registry| registry.each(read)).is_some(),
+        }
+    }
+
+    /// Whether this entry is a breaker named `name`.
+    fn is_named(&self, name: &str) -> bool {
+        match self {
+            #[cfg(feature = "registry")]
+            Registered::Keyed(_) => false,
+            _ => {
+                let mut named = false;
+                self.each(&mut |breaker| named = breaker.name() == name);
+                named
+            }
         }
     }
 }
@@ -129,27 +166,70 @@ impl BreakerCollector {
         self.add(breaker.name(), Registered::Static(breaker))
     }
 
+    /// Adds every named breaker of a keyed [`Registry`](crate::Registry)
+    /// to every later scrape, as the registry holds them at that scrape,
+    /// until the registry is dropped (features `prometheus` and `registry`).
+    /// Name the breakers with
+    /// [`name_keys`](crate::registry::RegistryBuilder::name_keys) or
+    /// [`name_with`](crate::registry::RegistryBuilder::name_with); unnamed
+    /// ones are left out. Names are not checked against other registrations:
+    /// keys come and go after this call.
+    ///
+    /// ```
+    /// use breaker::prometheus::BreakerCollector;
+    /// use breaker::{Config, Registry};
+    /// use std::sync::Arc;
+    ///
+    /// let hosts: Arc<Registry<String>> = Arc::new(Registry::builder(Config::default()).name_keys().build()?);
+    /// let collector = BreakerCollector::new();
+    /// collector.register_registry(&hosts);
+    /// let mut metrics = prometheus_client::registry::Registry::default();
+    /// metrics.register_collector(Box::new(collector.clone()));
+    ///
+    /// hosts.call("10.0.0.7:443", || Ok::<_, ()>(()))?.unwrap(); // a key first seen after registering
+    /// let mut text = String::new();
+    /// prometheus_client::encoding::text::encode(&mut text, &metrics)?;
+    /// assert!(text.contains(r#"circuit_breaker_calls_total{breaker="10.0.0.7:443",outcome="success"} 1"#), "{text}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "registry")]
+    pub fn register_registry<K>(&self, registry: &Arc<crate::Registry<K>>)
+    where
+        K: core::hash::Hash + Eq + Send + Sync + 'static,
+    {
+        let registry: Arc<dyn Breakers> = Arc::clone(registry) as Arc<dyn Breakers>;
+        let mut breakers = self.breakers.write().unwrap_or_else(PoisonError::into_inner);
+        breakers.retain(|registered| registered.each(&mut |_| ()));
+        breakers.push(Registered::Keyed(Arc::downgrade(&registry)));
+    }
+
     fn add(&self, name: &str, entry: Registered) -> Result<(), RegisterError> {
         if name.is_empty() {
             return Err(RegisterError::Unnamed);
         }
         let mut breakers = self.breakers.write().unwrap_or_else(PoisonError::into_inner);
         // Registration is rare: prune the dropped ones here, not at scrape.
-        breakers.retain(|registered| registered.with(|_| ()).is_some());
-        if breakers.iter().any(|registered| registered.with(|b| b.name() == name) == Some(true)) {
+        breakers.retain(|registered| registered.each(&mut |_| ()));
+        if breakers.iter().any(|registered| registered.is_named(name)) {
             return Err(RegisterError::Duplicate(name.to_string()));
         }
         breakers.push(entry);
         Ok(())
     }
 
-    /// The live registered breakers' names, counts and states, read now.
+    /// The live registered breakers' names, counts and states, read now;
+    /// a registry's unnamed breakers are left out.
     fn read(&self) -> Vec<(String, Counts, State)> {
         let breakers = self.breakers.read().unwrap_or_else(PoisonError::into_inner);
-        breakers
-            .iter()
-            .filter_map(|registered| registered.with(|b| (b.name().to_string(), b.counts(), b.state())))
-            .collect()
+        let mut read = Vec::with_capacity(breakers.len());
+        for registered in breakers.iter() {
+            registered.each(&mut |b| {
+                if !b.name().is_empty() {
+                    read.push((b.name().to_string(), b.counts(), b.state()));
+                }
+            });
+        }
+        read
     }
 }
 
