@@ -390,10 +390,24 @@ fn a_registry_is_send_and_sync() {
     both::<Registry<String>>();
 }
 
+/// A stress test, probabilistic by nature: `.ci/run` runs it in release
+/// (`cargo test --release -p breaker --features registry --test registry -- --ignored`),
+/// where it is fast enough to repeat; in a debug build it would slow every
+/// run of the suite, mutation testing's included, by seconds. With the
+/// put-back switched off it failed 10 runs in 10; the double listing of a
+/// breaker it once found in debug builds (a resize during a sweep) has a
+/// deterministic unit test in `registry/mod.rs`.
 #[test]
+#[ignore = "a stress test: `.ci/run` runs it in release"]
 fn no_breaker_opened_under_a_racing_eviction_is_forgotten() {
+    for _ in 0..3 {
+        open_breakers_under_a_racing_eviction();
+    }
+}
+
+fn open_breakers_under_a_racing_eviction() {
     const CALLERS: usize = 3;
-    const STRESS_KEYS: u32 = 300;
+    const STRESS_KEYS: u32 = 3_000;
     let registry: Registry<u32> =
         Registry::builder(Config { threshold: 1, ..Config::default() }).idle_after(Duration::ZERO).build().unwrap();
     let done = std::sync::atomic::AtomicBool::new(false);
