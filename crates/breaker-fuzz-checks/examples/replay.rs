@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     breaker_fuzz_checks::quiet_deliberate_panics();
     let mut args = std::env::args().skip(1);
     let (Some(target), files) = (args.next(), args.collect::<Vec<_>>()) else {
-        eprintln!("usage: replay <core_vs_model|facade_sequence|config> <file>...");
+        eprintln!("usage: replay <core_vs_model|facade_sequence|config|registry_sequence> <file>...");
         return ExitCode::FAILURE;
     };
     for file in files {

@@ -10,6 +10,7 @@
 //! | [`core_vs_model()`] | `CoreBreaker`'s time-explicit API | [`breaker_model::Model`], the raw state word, the invariants |
 //! | [`facade_sequence()`] | `Breaker` on a mock clock: calls, panics, futures, permits | the model, and a running tally for `counts()` |
 //! | [`config()`] | `Config::validate`, `Breaker::try_new` and friends | the documented limits, defaults and messages |
+//! | [`registry_sequence()`] | `Registry<u8>` on a mock clock: calls, trips, `evict_idle`, `get`, `remove`, new keys at capacity | a model per key, a tally per key, and the idle bookkeeping: which breakers are evicted or refuse a new key |
 //!
 //! The fuzz targets are one line each: decode, call the function. The tests
 //! in `tests/` replay the saved inputs under `regressions/<target>/` through
@@ -26,12 +27,14 @@ pub mod config;
 pub mod core_vs_model;
 pub mod facade_sequence;
 mod panics;
+pub mod registry_sequence;
 pub mod time;
 
 pub use config::config;
 pub use core_vs_model::core_vs_model;
 pub use facade_sequence::facade_sequence;
 pub use panics::{DeliberatePanic, quiet_deliberate_panics};
+pub use registry_sequence::registry_sequence;
 
 /// How many transitions a held ticket may see before the driver stops
 /// reporting it.
@@ -68,6 +71,7 @@ pub fn replay(target: &str, bytes: &[u8]) -> bool {
         "core_vs_model" => decode(bytes).map(|input| core_vs_model(&input)).is_some(),
         "facade_sequence" => decode(bytes).map(|input| facade_sequence(&input)).is_some(),
         "config" => decode(bytes).map(|input| config(&input)).is_some(),
+        "registry_sequence" => decode(bytes).map(|input| registry_sequence(&input)).is_some(),
         other => panic!("no fuzz target named {other:?}"),
     }
 }
@@ -83,6 +87,7 @@ pub fn describe(target: &str, bytes: &[u8]) -> Option<String> {
         "core_vs_model" => decode::<core_vs_model::Input>(bytes).map(|input| format!("{input:#?}")),
         "facade_sequence" => decode::<facade_sequence::Input>(bytes).map(|input| format!("{input:#?}")),
         "config" => decode::<config::Input>(bytes).map(|input| format!("{input:#?}")),
+        "registry_sequence" => decode::<registry_sequence::Input>(bytes).map(|input| format!("{input:#?}")),
         other => panic!("no fuzz target named {other:?}"),
     }
 }

@@ -15,6 +15,7 @@ use breaker_core::{Config, CoreBreaker, Outcome as CoreOutcome, Recorded, Timest
 use breaker_fuzz_checks::config::{BackoffInput, ConfigInput, CoreWatchInput, Limit, PolicyInput, Timeout, WatchInput};
 use breaker_fuzz_checks::core_vs_model::{self, Start};
 use breaker_fuzz_checks::facade_sequence::{self, End};
+use breaker_fuzz_checks::registry_sequence::{self, Settings, Summary};
 use breaker_fuzz_checks::time::Jump;
 use breaker_fuzz_checks::{Outcome, quiet_deliberate_panics, replay};
 
@@ -326,6 +327,142 @@ fn config_extremes() {
     assert_eq!(Timeout::Full { secs: 1, nanos: 1_000_000_001 }.duration(), Duration::new(1, 1));
 }
 
+fn registry(
+    threshold: u32,
+    timeout_ms: u64,
+    idle_after_ms: u64,
+    capacity: Option<usize>,
+    ops: Vec<registry_sequence::Op>,
+) -> Summary {
+    registry_sequence::registry_sequence(&registry_sequence::Input {
+        settings: Settings { threshold, timeout_ms, idle_after_ms, capacity },
+        ops,
+    })
+}
+
+#[test]
+fn registry_evict_idle_takes_exactly_the_idle_breakers_at_rest() {
+    use registry_sequence::Op::*;
+    let ops = vec![
+        Call { key: 0, ok: true },
+        Call { key: 1, ok: false }, // closed, one failure: not at rest
+        Call { key: 2, ok: false },
+        Call { key: 2, ok: false }, // open
+        Call { key: 3, ok: true },
+        Trip(3), // open
+        Trip(4), // not registered: nothing
+        Evict,   // every activity changed since the last sweep: idle from now
+        Advance(499),
+        Evict, // idle 499 ms < 500
+        Advance(1),
+        Get(0), // a handle taken and dropped: no activity, no hold
+        Evict,  // key 0 goes; 1 counts a failure, 2 and 3 are open
+        Advance(1_000),
+        Call { key: 2, ok: true }, // the probe closes it: at rest, but busy
+        Evict,                     // 2's activity changed: idle from now; 3 is stored open (seen half-open)
+        Advance(500),
+        Evict,                     // key 2 goes
+        Call { key: 1, ok: true }, // clears the streak
+        Advance(2_000),
+        Evict, // 1's activity changed at this sweep
+        Advance(500),
+        Evict, // key 1 goes; key 3 stays, open
+    ];
+    let summary = registry(2, 1_000, 500, None, ops);
+    assert_eq!(summary, Summary { made: 4, evicted_idle: 3, ..Summary::default() });
+}
+
+#[test]
+fn registry_a_new_key_at_capacity_evicts_a_breaker_at_rest_or_is_refused() {
+    use registry_sequence::Op::*;
+    let ops = vec![
+        Call { key: 0, ok: false }, // open
+        Advance(5),
+        Call { key: 1, ok: false }, // open
+        Call { key: 2, ok: true },  // full: nothing at rest
+        Advance(1_000),
+        Call { key: 0, ok: true },  // the probe closes 0: at rest
+        Call { key: 2, ok: true },  // evicts 0
+        Get(2),                     // the handle is dropped at once
+        Call { key: 3, ok: true },  // evicts 2 (1 is stored open, not at rest)
+        Call { key: 1, ok: true },  // registered: no room needed; closes it
+        Call { key: 4, ok: false }, // evicts 1 or 3: both at rest
+        Remove(4),
+        Call { key: 5, ok: true }, // room without evicting
+    ];
+    let summary = registry(1, 1_000, 2_000, Some(2), ops);
+    assert_eq!(summary, Summary { made: 6, evicted_for_room: 3, refused: 1, removed: 1, ..Summary::default() });
+    // A breaker counting a failure is not at rest either, however idle.
+    let ops = vec![
+        Call { key: 0, ok: false }, // closed, one failure
+        Advance(3_000),
+        Evict,
+        Advance(3_000),
+        Call { key: 1, ok: true }, // full
+        Call { key: 0, ok: true }, // the streak cleared: at rest
+        Call { key: 1, ok: true }, // evicts 0
+    ];
+    let summary = registry(2, 1_000, 0, Some(1), ops);
+    assert_eq!(summary, Summary { made: 2, evicted_for_room: 1, refused: 1, ..Summary::default() });
+}
+
+/// At capacity the longest idle breaker at rest goes, its idle time
+/// counted from the sweep that saw it stop, including the sweep the new
+/// key itself runs.
+#[test]
+fn registry_the_breaker_idle_longest_makes_room() {
+    use registry_sequence::Op::*;
+    let ops = vec![
+        Call { key: 0, ok: true },
+        Call { key: 1, ok: true },
+        Call { key: 2, ok: true },
+        Advance(100),
+        Evict, // idle_after 2000: none, but idle from now
+        Advance(100),
+        Call { key: 1, ok: true },
+        Advance(100),
+        Evict,
+        Advance(100),
+        Call { key: 0, ok: true },
+        Advance(100),
+        Call { key: 3, ok: true }, // 2 idle 400 ms, 1 idle 200, 0 just seen busy: 2 goes
+        Get(2),
+        Call { key: 4, ok: true }, // 1 idle 200, 0 and 3 idle 0: 1 goes
+        Get(1),
+    ];
+    let summary = registry(3, 1_000, 2_000, Some(3), ops);
+    assert_eq!(summary, Summary { made: 5, evicted_for_room: 2, ..Summary::default() });
+    // With a capacity of 0 every new key is refused and nothing is made.
+    let ops = vec![Call { key: 0, ok: true }, Get(0), Evict, Trip(0), Remove(0), Call { key: 5, ok: false }];
+    assert_eq!(registry(1, 1, 0, Some(0), ops), Summary { refused: 2, ..Summary::default() });
+}
+
+/// Without a racing call nothing is put back: an evicted or removed key's
+/// next call makes a new breaker, counting from zero (the driver checks
+/// `counts()` against a tally started afresh), and a handle from `get`,
+/// dropped, does not keep its breaker from eviction.
+#[test]
+fn registry_an_evicted_key_comes_back_as_a_new_breaker() {
+    use registry_sequence::Op::*;
+    let ops = vec![
+        Call { key: 0, ok: true },
+        Call { key: 0, ok: true },
+        Get(0),
+        Evict,                      // idle_after 0: at rest is enough
+        Get(0),                     // gone
+        Call { key: 0, ok: false }, // a new breaker: one failure, not two successes and a failure
+        Evict,                      // counts a failure: kept
+        Trip(0),
+        Evict, // open: kept
+        Remove(0),
+        Remove(0),
+        Call { key: 0, ok: true }, // new again, closed
+        Evict,
+    ];
+    let summary = registry(2, 100, 0, None, ops);
+    assert_eq!(summary, Summary { made: 3, evicted_idle: 2, removed: 1, ..Summary::default() });
+}
+
 /// A few thousand pseudo-random inputs per target on stable: no substitute
 /// for the fuzzer, but it runs on every `cargo test`.
 #[test]
@@ -338,7 +475,7 @@ fn random_inputs_pass() {
         state ^= state << 17;
         state
     };
-    for target in ["core_vs_model", "facade_sequence", "config"] {
+    for target in ["core_vs_model", "facade_sequence", "config", "registry_sequence"] {
         for _ in 0..2_000 {
             let len = (next() % 512) as usize;
             let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
