@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use breaker::{Breaker, Config, Error, Registry, RegistryError, State};
+use breaker::{Breaker, Config, Error, FailureRate, Registry, RegistryError, State};
 use breaker_model::{Model, Outcome as ModelOutcome, Phase};
 use proptest::prelude::*;
 
@@ -219,6 +219,29 @@ fn the_breakers_idle_longest_go_first() {
     registry.for_each(|&key, _| keys.push(key));
     keys.sort_unstable();
     assert_eq!(keys, [0, 1, 3]);
+}
+
+#[test]
+fn a_breaker_whose_window_holds_a_failure_is_not_at_rest() {
+    let (clock, mock) = breaker::quanta::Clock::mock();
+    let registry: Registry<u32> = Registry::builder(Config::default())
+        .per_key(move |_| {
+            Breaker::builder(Config::default())
+                .clock(clock.clone())
+                .failure_rate(FailureRate::new(0.5, 100, Duration::from_secs(10)))
+                .consecutive_failures(false)
+        })
+        .idle_after(Duration::ZERO)
+        .build()
+        .unwrap();
+    mock.increment(Duration::from_secs(1));
+    let _ = registry.call(&1, || Err::<(), _>(())).unwrap();
+    assert_eq!(registry.get(&1).unwrap().state(), State::Closed, "100 calls needed: the rule does not open");
+    assert_eq!(registry.evict_idle(), 0, "the window holds the failure");
+    mock.increment(Duration::from_millis(9_999));
+    assert_eq!(registry.evict_idle(), 0);
+    mock.increment(Duration::from_millis(1));
+    assert_eq!(registry.evict_idle(), 1, "a window after the failure");
 }
 
 #[tokio::test]
