@@ -65,7 +65,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::config::ConfigError;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
 use crate::ticket::Ticket;
 use crate::time::{Timestamp, ticks_rounded_up};
 
@@ -393,12 +393,15 @@ pub struct RateWindow {
     rule: RateRule,
     /// The latest time (ms) any failure has counted at.
     latest: AtomicU64,
+    /// Whether any failure has: `latest` alone cannot tell a failure at
+    /// time zero from none.
+    failed: AtomicBool,
 }
 
 impl RateWindow {
     /// A window for `rule`.
     pub fn new(rule: RateRule) -> RateWindow {
-        RateWindow { rule, latest: AtomicU64::new(0) }
+        RateWindow { rule, latest: AtomicU64::new(0), failed: AtomicBool::new(false) }
     }
 
     /// The rule.
@@ -407,15 +410,18 @@ impl RateWindow {
     }
 
     /// The latest time any failure has counted at ([`failure_opens`]
-    /// publishes it), or [`Timestamp::ZERO`] when none has: a failure at
-    /// time zero reads the same. It is not cleared when the breaker closes,
-    /// so it may name a failure of an earlier generation. A breaker whose
-    /// window may still hold a failure at `now` is one with
+    /// publishes it), or `None` if none has. It is not cleared when the
+    /// breaker closes, so it may name a failure of an earlier generation. A
+    /// breaker whose window may still hold a failure at `now` is one with
     /// `now < latest_failure() + window`.
     ///
     /// [`failure_opens`]: Self::failure_opens
-    pub fn latest_failure(&self) -> Timestamp {
-        Timestamp::from_millis(self.latest.load(Ordering::Acquire))
+    pub fn latest_failure(&self) -> Option<Timestamp> {
+        // `failed` is stored before the `latest` it goes with is published:
+        // read after `latest`, it is set whenever that `latest` is a
+        // failure's (and, read alone set, `latest` may lag: an earlier time).
+        let latest = self.latest.load(Ordering::Acquire);
+        self.failed.load(Ordering::Relaxed).then(|| Timestamp::from_millis(latest))
     }
 
     /// Counts a call that ended at `now`, a failure if `failed`, in `ring`,
@@ -454,6 +460,9 @@ impl RateWindow {
     /// an exact count and the calls fewer.
     pub fn failure_opens<'r>(&self, ticket: Ticket, at: Timestamp, rings: impl IntoIterator<Item = &'r Ring>) -> bool {
         let at = at.as_millis();
+        if !self.failed.load(Ordering::Relaxed) {
+            self.failed.store(true, Ordering::Relaxed);
+        }
         let latest = self.latest.fetch_max(at, Ordering::AcqRel).max(at);
         self.rule.exceeded(self.counts(ticket, Timestamp::from_millis(latest), rings))
     }
@@ -532,14 +541,18 @@ mod tests {
         let breaker = CoreBreaker::new(Config::default()).unwrap();
         let window = RateWindow::new(rule(0.9, 100, 1_000));
         let ring = Ring::new();
-        assert_eq!(window.latest_failure(), Timestamp::ZERO);
+        assert_eq!(window.latest_failure(), None);
         let ticket = breaker.acquire().unwrap();
         let at = |ms| Timestamp::from_millis(ms);
+        assert!(!window.record(&ring, ticket, at(0), false, [&ring]));
+        assert_eq!(window.latest_failure(), None, "a success publishes nothing");
+        assert!(!window.record(&ring, ticket, at(0), true, [&ring]));
+        assert_eq!(window.latest_failure(), Some(at(0)), "a failure at time zero is one");
         assert!(!window.record(&ring, ticket, at(250), true, [&ring]));
         assert!(!window.record(&ring, ticket, at(400), false, [&ring]));
-        assert_eq!(window.latest_failure(), at(250), "a success publishes nothing");
+        assert_eq!(window.latest_failure(), Some(at(250)));
         assert!(!window.record(&ring, ticket, at(300), true, [&ring]));
-        assert_eq!(window.latest_failure(), at(400), "counted at the ring's newest bucket, never back in time");
+        assert_eq!(window.latest_failure(), Some(at(400)), "counted at the ring's newest bucket, never back in time");
     }
 
     #[test]

@@ -585,18 +585,15 @@ impl Breaker {
         self.core.acquire().inspect_err(|_| self.count(Count::Rejection))
     }
 
-    /// What changes when a call leaves the breaker not at rest (see
+    /// What a call that leaves the breaker not at rest changes (see
     /// [`at_rest`](Self::at_rest)): the state word, and the time of the
     /// window's latest failure. Two loads, one of them the word every call
     /// reads anyway.
     #[cfg(feature = "registry")]
     #[inline(always)]
-    pub(crate) fn rest_mark(&self) -> (u64, u64) {
-        let latest = match self.watch.as_deref().and_then(|watch| watch.rate.as_ref()) {
-            Some(rate) => rate.latest_failure().as_millis(),
-            None => 0,
-        };
-        (self.core.snapshot().bits(), latest)
+    pub(crate) fn rest_mark(&self) -> crate::registry::RestMark {
+        let latest = self.window().and_then(breaker_core::RateWindow::latest_failure);
+        crate::registry::RestMark::new(self.core.snapshot(), latest)
     }
 
     /// Whether forgetting the breaker at `now` and making a new one would
@@ -604,15 +601,33 @@ impl Breaker {
     /// its streak, and its failure-rate window (if any) holds no failure.
     #[cfg(feature = "registry")]
     pub(crate) fn at_rest(&self, now: Timestamp) -> bool {
-        let word = self.core.snapshot();
-        let window_clear = match self.watch.as_deref().and_then(|watch| watch.rate.as_ref()) {
-            Some(rate) => {
-                let window = rate.rule().window().as_millis() as u64;
-                now.as_millis() >= rate.latest_failure().as_millis().saturating_add(window)
-            }
-            None => true,
-        };
-        word.phase() == State::Closed && word.count() == 0 && window_clear
+        self.rest_mark().quiet() && !self.window_holds_failure(now)
+    }
+
+    /// How much forgetting the breaker would lose, to choose between two
+    /// breakers for one key: 0 at rest, 1 closed with failures counted, 2
+    /// half-open, 3 open.
+    #[cfg(feature = "registry")]
+    pub(crate) fn severity(&self, now: Timestamp) -> u8 {
+        match self.core.state_at(now) {
+            State::Open => 3,
+            State::HalfOpen => 2,
+            State::Closed if self.at_rest(now) => 0,
+            State::Closed => 1,
+        }
+    }
+
+    #[cfg(feature = "registry")]
+    fn window(&self) -> Option<&breaker_core::RateWindow> {
+        self.watch.as_deref().and_then(|watch| watch.rate.as_ref())
+    }
+
+    /// Whether the window may still hold a failure at `now`.
+    #[cfg(feature = "registry")]
+    fn window_holds_failure(&self, now: Timestamp) -> bool {
+        let Some(rate) = self.window() else { return false };
+        let window = rate.rule().window().as_millis() as u64;
+        rate.latest_failure().is_some_and(|latest| now.as_millis() < latest.as_millis().saturating_add(window))
     }
 
     /// The breaker's eviction bookkeeping in a registry.

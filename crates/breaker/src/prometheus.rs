@@ -87,17 +87,31 @@ impl<K: core::hash::Hash + Eq + Send + Sync + 'static> Breakers for crate::Regis
 }
 
 impl Registered {
-    /// Calls `read` with each breaker this entry stands for; `false` if
-    /// what it stands for was dropped.
-    fn each(&self, read: &mut dyn FnMut(&Breaker)) -> bool {
+    /// Calls `read` with each live breaker this entry stands for.
+    fn each(&self, read: &mut dyn FnMut(&Breaker)) {
         match self {
-            Registered::Shared(weak) => weak.upgrade().map(|breaker| read(&breaker)).is_some(),
-            Registered::Static(breaker) => {
-                read(breaker);
-                true
+            Registered::Shared(weak) => {
+                if let Some(breaker) = weak.upgrade() {
+                    read(&breaker);
+                }
             }
+            Registered::Static(breaker) => read(breaker),
             #[cfg(feature = "registry")]
-            Registered::Keyed(weak) => weak.upgrade().map(|registry| registry.each(read)).is_some(),
+            Registered::Keyed(weak) => {
+                if let Some(registry) = weak.upgrade() {
+                    registry.each(read);
+                }
+            }
+        }
+    }
+
+    /// Whether what this entry stands for is still alive.
+    fn alive(&self) -> bool {
+        match self {
+            Registered::Shared(weak) => weak.strong_count() > 0,
+            Registered::Static(_) => true,
+            #[cfg(feature = "registry")]
+            Registered::Keyed(weak) => weak.strong_count() > 0,
         }
     }
 
@@ -199,7 +213,7 @@ impl BreakerCollector {
     {
         let registry: Arc<dyn Breakers> = Arc::clone(registry) as Arc<dyn Breakers>;
         let mut breakers = self.breakers.write().unwrap_or_else(PoisonError::into_inner);
-        breakers.retain(|registered| registered.each(&mut |_| ()));
+        breakers.retain(Registered::alive);
         breakers.push(Registered::Keyed(Arc::downgrade(&registry)));
     }
 
@@ -209,7 +223,7 @@ impl BreakerCollector {
         }
         let mut breakers = self.breakers.write().unwrap_or_else(PoisonError::into_inner);
         // Registration is rare: prune the dropped ones here, not at scrape.
-        breakers.retain(|registered| registered.each(&mut |_| ()));
+        breakers.retain(Registered::alive);
         if breakers.iter().any(|registered| registered.is_named(name)) {
             return Err(RegisterError::Duplicate(name.to_string()));
         }

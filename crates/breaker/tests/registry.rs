@@ -267,6 +267,21 @@ async fn async_calls_hold_their_breaker_until_they_end() {
     assert_eq!(registry.evict_idle(), 1);
 }
 
+#[tokio::test]
+async fn async_calls_take_a_classifier() {
+    let registry: Registry<String> = Registry::new(Config { threshold: 1, ..Config::default() });
+    let not_found = |result: &Result<(), u16>| match result {
+        Err(404) => breaker::Outcome::Success,
+        Ok(()) => breaker::Outcome::Success,
+        Err(_) => breaker::Outcome::Failure,
+    };
+    let answer = registry.call_async_with("users", not_found, async { Err::<(), u16>(404) }).unwrap().await;
+    assert!(matches!(answer, Err(Error::Inner(404))));
+    assert_eq!(registry.get("users").unwrap().state(), State::Closed, "a 404 is no failure");
+    let _ = registry.call_async_with("users", not_found, async { Err::<(), u16>(503) }).unwrap().await;
+    assert_eq!(registry.get("users").unwrap().state(), State::Open);
+}
+
 #[test]
 fn a_call_that_fails_while_its_breaker_is_evicted_puts_it_back() {
     let (clock, _mock) = breaker::quanta::Clock::mock();
@@ -293,6 +308,68 @@ fn a_call_that_fails_while_its_breaker_is_evicted_puts_it_back() {
         assert_eq!(registry.evict_idle(), 1);
         breaker.call(|| Ok::<_, ()>(()))
     });
+    assert!(registry.is_empty());
+}
+
+#[test]
+fn a_call_that_restores_a_failure_streak_under_an_eviction_puts_the_breaker_back() {
+    let registry: Registry<u32> =
+        Registry::builder(Config { threshold: 3, ..Config::default() }).idle_after(Duration::ZERO).build().unwrap();
+    let _ = registry.call(&1, || Err::<(), _>(())).unwrap(); // a streak of one
+    let result = registry.with(&1, |breaker| {
+        // Another caller's success ends the streak, a sweep evicts the
+        // breaker at rest, and this call's failure starts a streak again:
+        // the word is what it was when this call began.
+        breaker.call(|| Ok::<_, ()>(())).unwrap();
+        assert_eq!(registry.evict_idle(), 1);
+        breaker.call(|| Err::<(), _>(()))
+    });
+    assert!(result.unwrap().is_err());
+    assert_eq!(registry.len(), 1, "put back: it counts a failure");
+    for _ in 0..2 {
+        let _ = registry.call(&1, || Err::<(), _>(())).unwrap();
+    }
+    assert_eq!(registry.get(&1).unwrap().state(), State::Open, "the streak went on: 3 failures in a row");
+}
+
+#[test]
+fn a_breaker_with_a_window_that_never_failed_is_at_rest() {
+    let (clock, _mock) = breaker::quanta::Clock::mock();
+    let registry: Registry<u32> = Registry::builder(Config::default())
+        .per_key(move |_| {
+            Breaker::builder(Config::default()).clock(clock.clone()).failure_rate(FailureRate::new(
+                0.5,
+                10,
+                Duration::from_secs(10),
+            ))
+        })
+        .capacity(1)
+        .idle_after(Duration::ZERO)
+        .build()
+        .unwrap();
+    registry.call(&1, || Ok::<_, ()>(())).unwrap().unwrap();
+    registry.call(&2, || Ok::<_, ()>(())).unwrap().unwrap();
+    assert!(registry.get(&1).is_none(), "made room for key 2 at once");
+    assert_eq!(registry.evict_idle(), 1);
+}
+
+#[test]
+fn a_breaker_put_back_can_be_evicted_again() {
+    let (clock, mock) = breaker::quanta::Clock::mock();
+    let registry: Registry<u32> = Registry::builder(Config { threshold: 1, ..Config::default() })
+        .clock(clock)
+        .idle_after(Duration::ZERO)
+        .build()
+        .unwrap();
+    registry.call(&1, || Ok::<_, ()>(())).unwrap().unwrap();
+    let _ = registry.with(&1, |breaker| {
+        assert_eq!(registry.evict_idle(), 1);
+        breaker.call(|| Err::<(), _>(()))
+    });
+    assert_eq!(registry.get(&1).unwrap().state(), State::Open, "put back");
+    mock.increment(Duration::from_secs(30));
+    registry.call(&1, || Ok::<_, ()>(())).unwrap().unwrap(); // the probe closes it
+    assert_eq!(registry.evict_idle(), 1, "at rest again, and held by nothing but the map");
     assert!(registry.is_empty());
 }
 

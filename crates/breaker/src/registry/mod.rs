@@ -16,10 +16,18 @@
 //! (if it has one) holds no failure. Only a breaker at rest, with no
 //! [`Arc`] held outside the registry (from [`get`](Registry::get) or a
 //! pending [`call_async`](Registry::call_async)), is ever evicted. A call
-//! that races an eviction and leaves the breaker not at rest puts it back
-//! (see `rest.rs` for the handshake), so an open breaker, or one counting
-//! a failure streak, is never silently forgotten; a success that races an
-//! eviction may go uncounted with the breaker it counted on.
+//! through the registry that races an eviction and leaves the breaker not
+//! at rest puts it back (the handshake is
+//! [`EvictionFlag`](breaker_core::EvictionFlag)'s), so an open breaker, or
+//! one counting a failure streak, is not silently forgotten. If a fresh
+//! breaker took the key in between, the one that would lose more if
+//! forgotten (open, then half-open, then counting failures) stays, unless
+//! the fresh one is held outside the registry; an open breaker that does
+//! not stay trips the one that does, so the open state carries over. A
+//! success that races an eviction may go uncounted with the breaker it
+//! counted on, and calls made through an `Arc` kept past its breaker's
+//! eviction (or [`remove`](Registry::remove)) go to a breaker the registry
+//! no longer has.
 //!
 //! Idle time is measured without touching the call path: each sweep reads
 //! a breaker's calls and rejections and notes when they last changed, so a
@@ -33,7 +41,20 @@
 //!   capacity, at least one), however briefly; if none is at rest the new
 //!   key gets [`RegistryError::Full`] and nothing is registered. A breaker
 //!   put back by a racing call may take the registry one past capacity per
-//!   such race, never more.
+//!   such race; the next new key then evicts back down to it.
+//!
+//! # Locks
+//!
+//! Lookups take none. Every change of the map (a new key, a sweep, a
+//! removal, a breaker put back) takes one writer mutex, and a sweep holds
+//! it while it reads every breaker's counts: new keys wait for it, and so
+//! does a call or `get` that races the eviction of its own breaker (to put
+//! it back). The builder's `per_key` and `name_with` closures run under it
+//! and must not call into the registry. [`with`](Registry::with) and the
+//! calls hold the map's epoch guard while the call runs, which delays the
+//! freeing of removed entries (not of live ones) until the longest call in
+//! flight ends; an evicted breaker's memory is freed when the map next
+//! reuses its slot or resizes.
 
 mod rest;
 
@@ -49,7 +70,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use breaker_core::{ConfigError, Outcome, State, quanta};
 use scc::{Guard, HashIndex};
 
-pub(crate) use rest::Rest;
+pub(crate) use rest::{Rest, RestMark};
 
 use crate::classify::{ByResult, Classify};
 use crate::{Breaker, Builder, CallFuture, Config, Counts, Error};
@@ -75,7 +96,7 @@ use crate::{Breaker, Builder, CallFuture, Config, Counts, Error};
 /// made ([`RegistryError`]), as `tokio::time::timeout` wraps its future's
 /// result.
 pub struct Registry<K> {
-    map: HashIndex<K, Arc<Breaker>>,
+    map: HashIndex<K, Entry>,
     make: Make<K>,
     capacity: Option<usize>,
     /// Milliseconds.
@@ -103,6 +124,24 @@ impl<K> Make<K> {
             None => builder,
         }
         .build()
+    }
+}
+
+/// A map entry: one of its breaker's `Arc`s, counted in the breaker's
+/// [`Rest`] from when it is made to when the map drops it (which, for a
+/// removed entry, the map does when it likes).
+struct Entry(Arc<Breaker>);
+
+impl Entry {
+    fn new(breaker: Arc<Breaker>) -> Entry {
+        breaker.rest().add_copy();
+        Entry(breaker)
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.0.rest().drop_copy();
     }
 }
 
@@ -235,7 +274,7 @@ where
     {
         let guard = Guard::new();
         match self.map.peek(key, &guard) {
-            Some(breaker) => Ok(self.run(key, breaker, f)),
+            Some(entry) => Ok(self.run(key, &entry.0, f)),
             None => {
                 let breaker = self.insert(key)?;
                 Ok(self.run(key, &breaker, f))
@@ -273,6 +312,23 @@ where
         Ok(CallFuture::new(self.get_or_insert(key)?, ByResult, fut))
     }
 
+    /// [`call_async`](Self::call_async) with a classifier:
+    /// [`Breaker::call_async_with`].
+    pub fn call_async_with<Q, T, E, F, C>(
+        &self,
+        key: &Q,
+        classify: C,
+        fut: F,
+    ) -> Result<CallFuture<Arc<Breaker>, F, C>, RegistryError>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: Future<Output = Result<T, E>>,
+        C: Classify<T, E>,
+    {
+        Ok(CallFuture::new(self.get_or_insert(key)?, classify, fut))
+    }
+
     /// The breaker for `key`, if it has one, to hold for a batch of calls
     /// (each then costs what a lone breaker's call costs) or to hand to a
     /// task. It is not evicted while the `Arc` (or a clone) lives; once it is
@@ -283,7 +339,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let breaker = self.map.peek_with(key, |_, breaker| Arc::clone(breaker))?;
+        let breaker = self.map.peek_with(key, |_, entry| Arc::clone(&entry.0))?;
         Some(self.hold(key, breaker))
     }
 
@@ -293,7 +349,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        match self.map.peek_with(key, |_, breaker| Arc::clone(breaker)) {
+        match self.map.peek_with(key, |_, entry| Arc::clone(&entry.0)) {
             Some(breaker) => Ok(self.hold(key, breaker)),
             None => self.insert(key),
         }
@@ -307,14 +363,16 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let _writer = self.lock();
-        let breaker = self.map.peek_with(key, |_, breaker| Arc::clone(breaker))?;
+        let breaker = self.map.peek_with(key, |_, entry| Arc::clone(&entry.0))?;
         self.map.remove_sync(key).then(|| {
             self.len.fetch_sub(1, Ordering::Relaxed);
             breaker
         })
     }
 
-    /// How many breakers the registry holds.
+    /// How many breakers the registry holds: exact between changes, which
+    /// are serialized; one past the capacity for each breaker put back at
+    /// capacity, until the next new key.
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
@@ -329,8 +387,10 @@ where
         self.capacity
     }
 
-    /// Calls `f` with each key and its breaker, in no particular order,
-    /// without locking out calls or new keys (which it may or may not see).
+    /// Calls `f` once with each key and its breaker, in no particular
+    /// order, without locking out calls or new keys (which it may or may not
+    /// see). It keeps a set of the breakers seen, as the map may list one
+    /// twice while it resizes.
     ///
     /// ```
     /// use breaker::{Config, Registry, State};
@@ -344,12 +404,18 @@ where
     /// ```
     pub fn for_each(&self, mut f: impl FnMut(&K, &Breaker)) {
         let guard = Guard::new();
-        for (key, breaker) in self.map.iter(&guard) {
-            f(key, breaker);
+        // The map may list an entry twice while it resizes.
+        let mut seen = std::collections::HashSet::new();
+        for (key, entry) in self.map.iter(&guard) {
+            if seen.insert(Arc::as_ptr(&entry.0)) {
+                f(key, &entry.0);
+            }
         }
     }
 
     /// Each key with its breaker's state and counts: a health page's rows.
+    /// Reads each breaker's counts: a lock, and a sum over the threads that
+    /// called it.
     pub fn health(&self) -> Vec<KeyHealth<K>>
     where
         K: Clone,
@@ -364,7 +430,8 @@ where
     /// Evicts every breaker at rest that has been idle for
     /// [`idle_after`](RegistryBuilder::idle_after), and returns how many.
     /// Without `idle_after`, evicts nothing. Reads every breaker's counts
-    /// and holds the writer lock while it does: new keys wait, calls do not.
+    /// (a lock on each, and a sum over the threads that called it) and holds
+    /// the writer lock while it does (see [Locks](self#locks)).
     ///
     /// ```
     /// use breaker::{Config, Registry};
@@ -421,13 +488,17 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
+        if self.capacity == Some(0) {
+            return Err(RegistryError::Full { capacity: 0 });
+        }
         let _writer = self.lock();
-        if let Some(present) = self.map.peek_with(key, |_, breaker| Arc::clone(breaker)) {
+        if let Some(present) = self.map.peek_with(key, |_, entry| Arc::clone(&entry.0)) {
             return Ok(present);
         }
         if let Some(capacity) = self.capacity {
             if self.len() >= capacity {
-                self.sweep(0, (capacity / 32).max(1));
+                let room = (self.len() + 1 - capacity).max(capacity / 32);
+                self.sweep(0, room);
                 if self.len() >= capacity {
                     return Err(RegistryError::Full { capacity });
                 }
@@ -442,7 +513,7 @@ where
     /// Adds `breaker` under `key`, absent from the map (under the writer lock).
     fn register(&self, key: K, breaker: Arc<Breaker>) {
         breaker.rest().start(breaker.now().as_millis());
-        if self.map.insert_sync(key, breaker).is_ok() {
+        if self.map.insert_sync(key, Entry::new(breaker)).is_ok() {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -450,7 +521,7 @@ where
     /// Puts back `breaker`, which an eviction may have taken out from under
     /// `key` while a call changed it or a caller took it, and returns the
     /// breaker registered under `key` after: `breaker`, unless another was
-    /// registered meanwhile that counts failures of its own (then that one).
+    /// registered meanwhile and it stays (see below).
     #[cold]
     #[inline(never)]
     fn put_back<Q>(&self, key: &Q, breaker: &Arc<Breaker>) -> Arc<Breaker>
@@ -461,30 +532,40 @@ where
         let _writer = self.lock();
         let rest = breaker.rest();
         if !rest.is_evicting() {
-            // The evictor saw the change and kept it.
+            // The evictor saw the change and kept it, or it is back already.
             return Arc::clone(breaker);
         }
-        rest.clear();
-        match self.map.peek_with(key, |_, present| Arc::clone(present)) {
-            Some(present) if Arc::ptr_eq(&present, breaker) => present,
-            Some(present) if !present.at_rest(present.now()) || breaker.at_rest(breaker.now()) => present,
-            Some(present) => {
-                // A fresh breaker took the key after the eviction; the one
-                // coming back remembers failures, so it wins. Callers still
-                // using the fresh one put it back only if it changes, and
-                // then find this one not at rest.
-                present.rest().mark_evicting();
-                if self.map.remove_if_sync(key, |current| Arc::ptr_eq(current, &present)) {
-                    self.len.fetch_sub(1, Ordering::Relaxed);
-                }
-                self.register(key.to_owned(), Arc::clone(breaker));
-                Arc::clone(breaker)
-            }
-            None => {
-                self.register(key.to_owned(), Arc::clone(breaker));
-                Arc::clone(breaker)
-            }
+        let Some(present) = self.map.peek_with(key, |_, entry| Arc::clone(&entry.0)) else {
+            rest.clear();
+            self.register(key.to_owned(), Arc::clone(breaker));
+            return Arc::clone(breaker);
+        };
+        if Arc::ptr_eq(&present, breaker) {
+            rest.clear();
+            return present;
         }
+        // A fresh breaker took the key after the eviction. The one that
+        // would lose more if forgotten stays; the other leaves the map
+        // marked, so a call that changes it later tries again.
+        let (returning, current) = (breaker.severity(breaker.now()), present.severity(present.now()));
+        // `present` is held by this function and the map: anything more is
+        // a caller's, and a held breaker is not taken out from under it.
+        let present_held = present.rest().held_outside(Arc::strong_count(&present) - 1);
+        if returning > current && !present_held {
+            present.rest().mark_evicting();
+            if self.map.remove_if_sync(key, |entry| Arc::ptr_eq(&entry.0, &present)) {
+                self.len.fetch_sub(1, Ordering::Relaxed);
+            }
+            rest.clear();
+            self.register(key.to_owned(), Arc::clone(breaker));
+            return Arc::clone(breaker);
+        }
+        if returning == 3 && current < 3 {
+            // The open state must not be lost with the breaker that had it:
+            // the one that stays opens too.
+            present.trip();
+        }
+        present
     }
 
     /// Evicts up to `most` breakers at rest, idle for at least `idle_after`
@@ -493,25 +574,28 @@ where
     fn sweep(&self, idle_after: u64, most: usize) -> usize {
         let guard = Guard::new();
         let mut candidates: Vec<(u64, &K, &Arc<Breaker>)> = Vec::new();
-        for (key, breaker) in self.map.iter(&guard) {
+        for (key, entry) in self.map.iter(&guard) {
+            let breaker = &entry.0;
             let now = breaker.now();
             let idle = breaker.rest().idle_for(activity(breaker), now.as_millis());
-            if idle >= idle_after && Arc::strong_count(breaker) == 1 && breaker.at_rest(now) {
+            if idle >= idle_after && breaker.at_rest(now) {
                 candidates.push((idle, key, breaker));
             }
         }
-        if candidates.len() > most {
-            candidates.select_nth_unstable_by_key(most, |&(idle, _, _)| Reverse(idle));
-            candidates.truncate(most);
-        }
-        self.evict(candidates)
+        candidates.sort_unstable_by_key(|&(idle, _, _)| Reverse(idle));
+        self.evict(candidates, most, idle_after > 0)
     }
 
-    /// Evicts each of `candidates` (idle time, key, breaker) still at rest,
-    /// and returns how many (under the writer lock).
-    fn evict(&self, candidates: Vec<(u64, &K, &Arc<Breaker>)>) -> usize {
+    /// Evicts `candidates` (idle time, key, breaker) in order while they
+    /// are still at rest, unheld (and, if `idle` matters, unused since the
+    /// sweep looked), up to `most`, and returns how many (under the writer
+    /// lock).
+    fn evict(&self, candidates: Vec<(u64, &K, &Arc<Breaker>)>, most: usize, idle: bool) -> usize {
         let mut evicted = 0;
         for (_, key, breaker) in candidates {
+            if evicted == most {
+                break;
+            }
             let rest = breaker.rest();
             if rest.is_evicting() {
                 // Marked under this lock means removed, by this sweep (an
@@ -520,9 +604,10 @@ where
                 continue;
             }
             rest.mark_evicting();
-            let still =
-                Arc::strong_count(breaker) == 1 && breaker.at_rest(breaker.now()) && rest.unchanged(activity(breaker));
-            if still && self.map.remove_if_sync(key, |current| Arc::ptr_eq(current, breaker)) {
+            let still = !rest.held_outside(Arc::strong_count(breaker))
+                && breaker.at_rest(breaker.now())
+                && (!idle || rest.unchanged(activity(breaker)));
+            if still && self.map.remove_if_sync(key, |entry| Arc::ptr_eq(&entry.0, breaker)) {
                 self.len.fetch_sub(1, Ordering::Relaxed);
                 evicted += 1;
             } else {
@@ -554,7 +639,7 @@ where
     registry: &'a Registry<K>,
     key: &'a Q,
     breaker: &'a Arc<Breaker>,
-    before: (u64, u64),
+    before: RestMark,
 }
 
 impl<K, Q> Drop for Watch<'_, K, Q>
@@ -564,7 +649,11 @@ where
 {
     #[inline(always)]
     fn drop(&mut self) {
-        if self.breaker.rest_mark() != self.before {
+        let after = self.breaker.rest_mark();
+        // A call can leave the word as it found it yet not at rest (another
+        // thread's success reset the streak this call's failure restores),
+        // so a word not at rest asks too; a healthy call never does.
+        if after != self.before || !after.quiet() {
             changed(self.registry, self.key, self.breaker);
         }
     }
@@ -637,14 +726,16 @@ where
     /// Makes each key's breaker from the [`Builder`] `per_key` returns for
     /// it, instead of from the registry's config and clock: a config, a
     /// failure rate, a listener per key. Called once per new key, under the
-    /// registry's writer lock; a builder whose config does not fit makes
-    /// that key's calls fail with [`RegistryError::Config`].
+    /// registry's writer lock: it must not call into the registry, which
+    /// would wait on that lock for ever. A builder whose config does not fit
+    /// makes that key's calls fail with [`RegistryError::Config`].
     pub fn per_key(self, per_key: impl Fn(&K) -> Builder + Send + Sync + 'static) -> Self {
         RegistryBuilder { per_key: Some(Box::new(per_key)), ..self }
     }
 
     /// Names each breaker `name(key)` (overriding a name `per_key` gave):
-    /// the name its transitions, tracing events and metrics carry.
+    /// the name its transitions, tracing events and metrics carry. Runs
+    /// under the registry's writer lock, like `per_key`.
     pub fn name_with(self, name: impl Fn(&K) -> String + Send + Sync + 'static) -> Self {
         RegistryBuilder { names: Some(Box::new(name)), ..self }
     }
@@ -665,9 +756,10 @@ where
         RegistryBuilder { capacity: Some(capacity), ..self }
     }
 
-    /// A breaker at rest whose calls and rejections have not changed for
-    /// `idle` (rounded up to whole milliseconds) is removed by
-    /// [`Registry::evict_idle`].
+    /// A breaker at rest is removed by [`Registry::evict_idle`] once `idle`
+    /// (rounded up to whole milliseconds) has passed since the first sweep
+    /// that saw its calls and rejections where they still are: sweeps, not
+    /// calls, notice activity, so idle time is counted from a sweep.
     pub fn idle_after(self, idle: Duration) -> Self {
         RegistryBuilder { idle_after: Some(idle), ..self }
     }
@@ -716,16 +808,61 @@ impl<K> fmt::Debug for RegistryBuilder<K> {
 mod tests {
     use super::*;
 
+    /// A registry of one key whose breaker has been evicted (and so is
+    /// marked), with a fresh breaker registered in its place.
+    fn evicted_and_replaced(threshold: u32) -> (Registry<u32>, Arc<Breaker>, Arc<Breaker>) {
+        let registry: Registry<u32> = Registry::new(Config { threshold, ..Config::default() });
+        let evicted = registry.get_or_insert(&1).unwrap();
+        {
+            // What a sweep does to a breaker it evicts.
+            let _writer = registry.lock();
+            evicted.rest().mark_evicting();
+            assert!(registry.map.remove_sync(&1));
+            registry.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        let fresh = registry.get_or_insert(&1).unwrap();
+        (registry, evicted, fresh)
+    }
+
+    #[test]
+    fn a_breaker_at_rest_coming_back_leaves_the_fresh_one_and_keeps_its_mark() {
+        let (registry, evicted, fresh) = evicted_and_replaced(5);
+        assert!(Arc::ptr_eq(&registry.put_back(&1, &evicted), &fresh));
+        assert!(evicted.rest().is_evicting(), "a later change must try again");
+        assert!(Arc::ptr_eq(&registry.get(&1).unwrap(), &fresh));
+    }
+
+    #[test]
+    fn an_open_breaker_coming_back_replaces_a_fresh_one_nobody_holds() {
+        let (registry, evicted, fresh) = evicted_and_replaced(5);
+        drop(fresh);
+        evicted.trip();
+        assert!(Arc::ptr_eq(&registry.put_back(&1, &evicted), &evicted));
+        assert!(!evicted.rest().is_evicting());
+        assert_eq!(registry.get(&1).unwrap().state(), State::Open);
+        assert_eq!(registry.len(), 1);
+    }
+
+    #[test]
+    fn an_open_breaker_coming_back_opens_a_fresh_one_held_elsewhere() {
+        let (registry, evicted, fresh) = evicted_and_replaced(5);
+        evicted.trip();
+        assert!(Arc::ptr_eq(&registry.put_back(&1, &evicted), &fresh), "a held breaker is not replaced");
+        assert_eq!(fresh.state(), State::Open, "the open state carries over");
+        assert!(evicted.rest().is_evicting());
+    }
+
     #[test]
     fn a_breaker_listed_twice_keeps_the_mark_of_its_removal() {
         let registry: Registry<u32> = Registry::new(Config::default());
         let breaker = registry.get_or_insert(&1).unwrap();
         drop(breaker);
         let guard = Guard::new();
-        let (key, breaker) = registry.map.iter(&guard).next().unwrap();
+        let (key, entry) = registry.map.iter(&guard).next().unwrap();
+        let breaker = &entry.0;
         let _writer = registry.lock();
         // As an iteration during a resize may list it.
-        assert_eq!(registry.evict(vec![(0, key, breaker), (0, key, breaker)]), 1);
+        assert_eq!(registry.evict(vec![(0, key, breaker), (0, key, breaker)], 2, false), 1);
         assert!(registry.is_empty());
         assert!(breaker.rest().is_evicting(), "a call that changes it must still find the mark");
     }
