@@ -65,3 +65,54 @@ fn a_call_that_opens_a_breaker_being_evicted_always_puts_it_back_or_keeps_it() {
     assert!(seen.contains(&Ending { removed: true, put_back: true }), "{seen:?}");
     assert!(seen.contains(&Ending { removed: false, put_back: true }), "{seen:?}");
 }
+
+/// A call's end asks the flag when the word changed or is not at rest, as
+/// the registry's does: a word can come back to what a call saw at its
+/// start (its failure restores a streak another thread's success reset).
+fn asks(before: breaker_core::StateWord, after: breaker_core::StateWord) -> bool {
+    after != before || after.phase() != State::Closed || after.count() != 0
+}
+
+#[test]
+fn a_failure_streak_restored_under_an_eviction_is_never_forgotten() {
+    loom::model(|| {
+        let (clock, _mock) = Clock::mock();
+        let config = Config { threshold: 3, timeout: Duration::from_millis(100), half_open_max: 1 };
+        let breaker = Arc::new(CoreBreaker::with_clock(config, clock).unwrap());
+        let flag = Arc::new(EvictionFlag::new());
+        let now = Timestamp::from_millis(1);
+        // A streak of one, which the success below ends.
+        let ticket = breaker.acquire_at(now).unwrap();
+        breaker.record_at(ticket, Outcome::Failure, now);
+        // The failing call starts (reads its word) before the success.
+        let before = breaker.snapshot();
+        let failing = breaker.acquire_at(now).unwrap();
+        let succeeding = {
+            let breaker = Arc::clone(&breaker);
+            loom::thread::spawn(move || {
+                let ticket = breaker.acquire_at(now).unwrap();
+                breaker.record_at(ticket, Outcome::Success, now);
+            })
+        };
+        let evictor = {
+            let (breaker, flag) = (Arc::clone(&breaker), Arc::clone(&flag));
+            loom::thread::spawn(move || {
+                flag.mark();
+                let word = breaker.snapshot();
+                if word.phase() == State::Closed && word.count() == 0 {
+                    true
+                } else {
+                    flag.clear();
+                    false
+                }
+            })
+        };
+        breaker.record_at(failing, Outcome::Failure, now);
+        let put_back = asks(before, breaker.snapshot()) && flag.seen_after_change();
+        succeeding.join().unwrap();
+        let removed = evictor.join().unwrap();
+        let word = breaker.snapshot();
+        let at_rest = word.phase() == State::Closed && word.count() == 0;
+        assert!(!removed || put_back || at_rest, "removed with a streak of {}, and not put back", word.count());
+    });
+}
