@@ -202,3 +202,12 @@ fn debug_shows_a_given_name() {
     let b = CoreBreaker::builder(Config::default()).name("users").build().unwrap();
     assert!(format!("{b:?}").starts_with("CoreBreaker { name: \"users\","));
 }
+
+#[test]
+fn an_instant_of_the_breakers_clock_maps_to_its_milliseconds() {
+    let (clock, mock) = Clock::mock();
+    let b = CoreBreaker::with_clock(Config::default(), clock.clone()).unwrap();
+    mock.increment(Duration::from_millis(1_234));
+    assert_eq!(b.timestamp(clock.now()), breaker_core::Timestamp::from_millis(1_234));
+    assert_eq!(b.timestamp(clock.now()), b.now());
+}

@@ -26,7 +26,7 @@
 //! One thread runs every step and `get`'s handle is dropped at once, so no
 //! call races an eviction and no breaker is held outside the registry when
 //! a sweep runs: the put-back handshake never runs here (the stress tests
-//! in `crates/breaker/tests/registry.rs` cover it).
+//! in `crates/breaker/tests/suite/registry.rs` cover it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

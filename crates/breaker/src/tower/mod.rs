@@ -38,7 +38,7 @@
 //! # }
 //! ```
 //!
-//! `tests/tower.rs` drives such a stack against a real local server.
+//! `tests/suite/tower_layer.rs` drives such a stack against a real local server.
 //!
 //! # With an axum `Router`
 //!

@@ -99,6 +99,8 @@ fn a_bad_per_key_config_is_an_error_for_that_key_only() {
     let err = registry.call(&1_000_000, || Ok::<_, ()>(())).unwrap_err();
     assert!(matches!(err, RegistryError::Config(config) if config.field() == "threshold"), "{err}");
     assert!(err.to_string().contains("threshold"), "{err}");
+    assert!(std::error::Error::source(&err).is_some_and(|source| source.to_string().contains("threshold")));
+    assert!(std::error::Error::source(&RegistryError::Full { capacity: 1 }).is_none());
     assert_eq!(registry.call(&5, || Ok::<_, ()>(7)).unwrap(), Ok(7));
     assert_eq!(registry.len(), 1);
     assert!(Registry::<u32>::builder(Config { half_open_max: 1 << 20, ..Config::default() }).build().is_err());
@@ -491,7 +493,7 @@ fn a_registry_is_send_and_sync() {
 }
 
 /// A stress test, probabilistic by nature: `.ci/run` runs it in release
-/// (`cargo test --release -p breaker --features registry --test registry -- --ignored`),
+/// (`cargo test --release -p breaker --features registry --test suite -- --ignored`),
 /// where it is fast enough to repeat; in a debug build it would slow every
 /// run of the suite, mutation testing's included, by seconds. With the
 /// put-back switched off it failed 10 runs in 10; the double listing of a

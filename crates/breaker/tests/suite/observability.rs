@@ -335,6 +335,32 @@ mod prometheus {
         assert_eq!(scrape(&registry).len(), 14);
         assert_eq!(format!("{collector:?}"), r#"BreakerCollector { breakers: ["users", "payments"] }"#);
     }
+
+    #[cfg(feature = "registry")]
+    #[test]
+    fn a_registered_registry_shows_its_named_breakers_at_each_scrape() {
+        let hosts: Arc<breaker::Registry<String>> =
+            Arc::new(breaker::Registry::builder(Config::default()).name_keys().build().unwrap());
+        let anonymous: Arc<breaker::Registry<u32>> = Arc::new(breaker::Registry::new(Config::default()));
+        let collector = BreakerCollector::new();
+        collector.register_registry(&hosts);
+        collector.register_registry(&anonymous);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(collector.clone()));
+        assert!(scrape(&registry).is_empty());
+        hosts.call("db-1", || Ok::<_, ()>(())).unwrap().unwrap();
+        hosts.call("db-2", || Err::<(), _>(())).unwrap().unwrap_err();
+        anonymous.call(&7, || Ok::<_, ()>(())).unwrap().unwrap();
+        let samples = scrape(&registry);
+        assert_eq!(samples.len(), 14, "two named breakers, seven series each; the unnamed one is left out");
+        assert_eq!(value(&samples, "circuit_breaker_calls_total", &[("breaker", "db-2"), ("outcome", "failure")]), 1.0);
+        // A breaker's own registration is not checked against a registry's names.
+        let twin = Arc::new(Breaker::builder(Config::default()).name("db-1").build().unwrap());
+        collector.register(&twin).unwrap();
+        drop(hosts);
+        collector.register(&Arc::new(Breaker::builder(Config::default()).name("later").build().unwrap())).unwrap();
+        assert_eq!(scrape(&registry).len(), 7, "a dropped registry leaves the scrape: only the twin is left");
+    }
 }
 
 #[cfg(feature = "serde")]
