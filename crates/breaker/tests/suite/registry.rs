@@ -201,11 +201,12 @@ fn the_breakers_idle_longest_go_first() {
         .build()
         .unwrap();
     let second = Duration::from_secs(1);
+    // Made oldest first: by age alone, key 0 would go.
     for key in 0..3 {
         registry.call(&key, || Ok::<_, ()>(())).unwrap().unwrap();
+        mock.increment(second);
     }
     // Idle time starts at the sweep that sees a breaker's activity stop.
-    mock.increment(second);
     assert_eq!(registry.evict_idle(), 0);
     mock.increment(second);
     registry.call(&1, || Ok::<_, ()>(())).unwrap().unwrap();
@@ -221,6 +222,10 @@ fn the_breakers_idle_longest_go_first() {
     registry.for_each(|&key, _| keys.push(key));
     keys.sort_unstable();
     assert_eq!(keys, [0, 1, 3]);
+    assert!(!registry.is_empty());
+    assert_eq!(registry.capacity(), Some(3));
+    let debug = format!("{registry:?}");
+    assert!(debug.starts_with("Registry { len: 3, capacity: Some(3), idle_after_ms: Some(3600000)"), "{debug}");
 }
 
 #[test]
