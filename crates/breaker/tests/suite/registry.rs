@@ -104,6 +104,13 @@ fn a_bad_per_key_config_is_an_error_for_that_key_only() {
     assert_eq!(registry.call(&5, || Ok::<_, ()>(7)).unwrap(), Ok(7));
     assert_eq!(registry.len(), 1);
     assert!(Registry::<u32>::builder(Config { half_open_max: 1 << 20, ..Config::default() }).build().is_err());
+    let builder =
+        Registry::<u32>::builder(Config::default()).per_key(|_| Breaker::builder(Config::default())).capacity(9);
+    let debug = format!("{builder:?}");
+    assert!(
+        debug.contains("per_key: true") && debug.contains("names: false") && debug.contains("capacity: Some(9)"),
+        "{debug}"
+    );
 }
 
 #[test]
