@@ -512,7 +512,6 @@ where
 
     /// Adds `breaker` under `key`, absent from the map (under the writer lock).
     fn register(&self, key: K, breaker: Arc<Breaker>) {
-        breaker.rest().start(breaker.now().as_millis());
         if self.map.insert_sync(key, Entry::new(breaker)).is_ok() {
             self.len.fetch_add(1, Ordering::Relaxed);
         }

@@ -31,7 +31,8 @@ pub(crate) struct Rest {
     copies: AtomicUsize,
     /// The breaker's calls and rejections when a sweep last saw them change.
     activity: AtomicU64,
-    /// When (ms on the breaker's clock) a sweep last saw them change.
+    /// When (ms on the breaker's clock) a sweep last saw them change; 0,
+    /// the breaker's creation, until one does.
     since: AtomicU64,
 }
 
@@ -92,11 +93,6 @@ impl Rest {
     /// Whether the activity is still what the last sweep noted.
     pub(crate) fn unchanged(&self, activity: u64) -> bool {
         self.activity.load(Ordering::Relaxed) == activity
-    }
-
-    /// Starts the idle time of a breaker just registered, at `now` (ms).
-    pub(crate) fn start(&self, now: u64) {
-        self.since.store(now, Ordering::Relaxed);
     }
 }
 

@@ -334,3 +334,20 @@ fn a_panic_in_the_inner_service_counts_as_a_failure() {
         assert_eq!((breaker.state(), counts(&breaker)), (State::Open, (0, 1, 0)), "panic in call: {panic_in_call}");
     }
 }
+
+#[test]
+fn the_http_classifier_counts_5xx_and_optionally_429_as_failures() {
+    use breaker::Outcome;
+    let plain = ServerErrorsAsFailures::new();
+    let shedding = ServerErrorsAsFailures::new().too_many_requests_as_failure();
+    for (status, plain_outcome, shedding_outcome) in [
+        (StatusCode::OK, Outcome::Success, Outcome::Success),
+        (StatusCode::NOT_FOUND, Outcome::Success, Outcome::Success),
+        (StatusCode::TOO_MANY_REQUESTS, Outcome::Success, Outcome::Failure),
+        (StatusCode::INTERNAL_SERVER_ERROR, Outcome::Failure, Outcome::Failure),
+        (StatusCode::SERVICE_UNAVAILABLE, Outcome::Failure, Outcome::Failure),
+    ] {
+        assert_eq!(plain.outcome_of(status), plain_outcome, "{status}");
+        assert_eq!(shedding.outcome_of(status), shedding_outcome, "{status}");
+    }
+}
