@@ -843,6 +843,24 @@ mod tests {
     }
 
     #[test]
+    fn a_breaker_counting_failures_coming_back_replaces_a_fresh_one_at_rest() {
+        let (registry, evicted, fresh) = evicted_and_replaced(5);
+        drop(fresh);
+        let _ = evicted.call(|| Err::<(), _>(()));
+        assert!(Arc::ptr_eq(&registry.put_back(&1, &evicted), &evicted), "a streak outweighs none");
+        assert_eq!(registry.get(&1).unwrap().counts().failures, 1);
+    }
+
+    #[test]
+    fn a_fresh_breaker_counting_failures_stays_against_one_at_rest() {
+        let (registry, evicted, fresh) = evicted_and_replaced(5);
+        let _ = fresh.call(|| Err::<(), _>(()));
+        drop(fresh);
+        assert_eq!(registry.put_back(&1, &evicted).counts().failures, 1, "the fresh one, with its failure");
+        assert!(evicted.rest().is_evicting());
+    }
+
+    #[test]
     fn an_open_breaker_coming_back_opens_a_fresh_one_held_elsewhere() {
         let (registry, evicted, fresh) = evicted_and_replaced(5);
         evicted.trip();
