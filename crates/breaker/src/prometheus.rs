@@ -122,7 +122,7 @@ impl Registered {
             Registered::Keyed(_) => false,
             _ => {
                 let mut named = false;
-                self.each(&mut |breaker| named = breaker.name() == name);
+                self.each(&mut |breaker| named |= breaker.name() == name);
                 named
             }
         }

@@ -826,9 +826,23 @@ mod tests {
     #[test]
     fn a_breaker_at_rest_coming_back_leaves_the_fresh_one_and_keeps_its_mark() {
         let (registry, evicted, fresh) = evicted_and_replaced(5);
-        assert!(Arc::ptr_eq(&registry.put_back(&1, &evicted), &fresh));
+        let fresh_at = Arc::as_ptr(&fresh);
+        drop(fresh);
+        // Nobody holds the fresh one: a tie still leaves it in place.
+        let stays = registry.put_back(&1, &evicted);
+        assert!(std::ptr::eq(Arc::as_ptr(&stays), fresh_at));
+        assert_eq!(stays.state(), State::Closed, "nothing to carry over");
         assert!(evicted.rest().is_evicting(), "a later change must try again");
-        assert!(Arc::ptr_eq(&registry.get(&1).unwrap(), &fresh));
+    }
+
+    #[test]
+    fn a_dropped_registry_lets_go_of_its_copies() {
+        let registry: Registry<u32> = Registry::new(Config::default());
+        let held = registry.get_or_insert(&1).unwrap();
+        assert!(held.rest().held_outside(Arc::strong_count(&held)));
+        drop(registry);
+        assert_eq!(Arc::strong_count(&held), 1);
+        assert!(held.rest().held_outside(1), "the map's copy is gone: one `Arc` is a holder's");
     }
 
     #[test]
