@@ -347,6 +347,25 @@ fn a_call_that_restores_a_failure_streak_under_an_eviction_puts_the_breaker_back
 }
 
 #[test]
+fn failures_count_as_activity_where_they_leave_a_breaker_at_rest() {
+    let (clock, mock) = breaker::quanta::Clock::mock();
+    let registry: Registry<u32> = Registry::builder(Config::default())
+        .per_key(move |_| Breaker::builder(Config::default()).clock(clock.clone()).consecutive_failures(false))
+        .idle_after(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    // With the consecutive rule off and no rate rule, failures decide
+    // nothing: the breaker stays at rest, but it is in use.
+    let _ = registry.call(&1, || Err::<(), _>(())).unwrap();
+    assert_eq!(registry.evict_idle(), 0);
+    mock.increment(Duration::from_secs(1));
+    let _ = registry.call(&1, || Err::<(), _>(())).unwrap();
+    assert_eq!(registry.evict_idle(), 0, "used since the last sweep");
+    mock.increment(Duration::from_secs(1));
+    assert_eq!(registry.evict_idle(), 1, "idle for a second");
+}
+
+#[test]
 fn a_breaker_with_a_window_that_never_failed_is_at_rest() {
     let (clock, _mock) = breaker::quanta::Clock::mock();
     let registry: Registry<u32> = Registry::builder(Config::default())
