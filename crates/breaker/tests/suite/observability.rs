@@ -105,14 +105,21 @@ fn name_and_debug() {
 mod tracing_events {
     use super::*;
     use std::io::Write;
+    use std::thread::{self, ThreadId};
 
-    /// A writer into a shared buffer, for the fmt subscriber.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
+    /// A writer into a shared buffer, for the fmt subscriber, that keeps only
+    /// what the thread `keep` writes.
+    #[derive(Clone)]
+    struct Captured {
+        buffer: Arc<Mutex<Vec<u8>>>,
+        keep: ThreadId,
+    }
 
     impl Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            if thread::current().id() == self.keep {
+                self.buffer.lock().unwrap().extend_from_slice(buf);
+            }
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -120,27 +127,31 @@ mod tracing_events {
         }
     }
 
+    // The subscriber is global, not scoped with `with_default`: tracing caches
+    // whether a callsite is wanted once per process, and while a single scoped
+    // subscriber exists, another thread that reaches a callsite first (any other
+    // test opening a breaker) caches it as unwanted by its own empty default, and
+    // this test then sees no event. Other threads' events are dropped by the writer.
     #[test]
     fn one_event_per_transition_warn_when_it_opens_and_none_per_call() {
-        let out = Captured::default();
-        let writer = out.clone();
+        let captured = Captured { buffer: Arc::default(), keep: thread::current().id() };
+        let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .without_time()
             .with_max_level(tracing::Level::TRACE)
             .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            let (b, mock, _log) = observed();
-            for _ in 0..10 {
-                let _ = succeed(&b);
-            }
-            let _ = fail(&b);
-            let _ = fail(&b);
-            mock.increment(Duration::from_millis(100));
+        tracing::subscriber::set_global_default(subscriber).expect("no other test sets a global subscriber");
+        let (b, mock, _log) = observed();
+        for _ in 0..10 {
             let _ = succeed(&b);
-        });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        }
+        let _ = fail(&b);
+        let _ = fail(&b);
+        mock.increment(Duration::from_millis(100));
+        let _ = succeed(&b);
+        let text = String::from_utf8(captured.buffer.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "three transitions, no event for the calls: {text}");
         assert!(lines[0].starts_with(" WARN breaker: circuit breaker opened"), "{text}");
