@@ -309,7 +309,7 @@ where
         F: Future<Output = Result<T, E>>,
         ByResult: Classify<T, E>,
     {
-        Ok(CallFuture::new(self.get_or_insert(key)?, ByResult, fut))
+        self.call_async_with(key, ByResult, fut)
     }
 
     /// [`call_async`](Self::call_async) with a classifier:
