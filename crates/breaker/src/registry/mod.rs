@@ -811,6 +811,12 @@ mod tests {
     /// marked), with a fresh breaker registered in its place.
     fn evicted_and_replaced(threshold: u32) -> (Registry<u32>, Arc<Breaker>, Arc<Breaker>) {
         let registry: Registry<u32> = Registry::new(Config { threshold, ..Config::default() });
+        let (evicted, fresh) = evict_and_replace(&registry);
+        (registry, evicted, fresh)
+    }
+
+    /// Key 1's breaker, evicted, and the fresh breaker now in its place.
+    fn evict_and_replace(registry: &Registry<u32>) -> (Arc<Breaker>, Arc<Breaker>) {
         let evicted = registry.get_or_insert(&1).unwrap();
         {
             // What a sweep does to a breaker it evicts.
@@ -820,7 +826,7 @@ mod tests {
             registry.len.fetch_sub(1, Ordering::Relaxed);
         }
         let fresh = registry.get_or_insert(&1).unwrap();
-        (registry, evicted, fresh)
+        (evicted, fresh)
     }
 
     #[test]
@@ -881,6 +887,22 @@ mod tests {
         assert!(Arc::ptr_eq(&registry.put_back(&1, &evicted), &fresh), "a held breaker is not replaced");
         assert_eq!(fresh.state(), State::Open, "the open state carries over");
         assert!(evicted.rest().is_evicting());
+    }
+
+    #[test]
+    fn an_open_breaker_coming_back_leaves_a_held_open_one_as_it_is() {
+        let (clock, mock) = quanta::Clock::mock();
+        let timeout = Duration::from_millis(100);
+        let registry: Registry<u32> =
+            Registry::builder(Config { timeout, ..Config::default() }).clock(clock).build().unwrap();
+        let (evicted, fresh) = evict_and_replace(&registry);
+        fresh.trip();
+        mock.increment(timeout / 2);
+        evicted.trip();
+        assert!(Arc::ptr_eq(&registry.put_back(&1, &evicted), &fresh));
+        mock.increment(timeout / 2);
+        assert_eq!(fresh.call(|| Ok::<_, ()>(())), Ok(()), "its open period is not restarted");
+        assert_eq!(fresh.counts().opens, 1);
     }
 
     #[test]
