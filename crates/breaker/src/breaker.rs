@@ -601,7 +601,8 @@ impl Breaker {
     /// its streak, and its failure-rate window (if any) holds no failure.
     #[cfg(feature = "registry")]
     pub(crate) fn at_rest(&self, now: Timestamp) -> bool {
-        self.rest_mark().quiet() && !self.window_holds_failure(now)
+        let mark = self.rest_mark();
+        mark.quiet() && !self.window_holds(mark.latest_failure(), now)
     }
 
     /// How much forgetting the breaker would lose, to choose between two
@@ -622,12 +623,13 @@ impl Breaker {
         self.watch.as_deref().and_then(|watch| watch.rate.as_ref())
     }
 
-    /// Whether the window may still hold a failure at `now`.
+    /// Whether the window may still hold, at `now`, a failure counted at
+    /// `latest`.
     #[cfg(feature = "registry")]
-    fn window_holds_failure(&self, now: Timestamp) -> bool {
+    fn window_holds(&self, latest: Option<Timestamp>, now: Timestamp) -> bool {
         let Some(rate) = self.window() else { return false };
         let window = rate.rule().window().as_millis() as u64;
-        rate.latest_failure().is_some_and(|latest| now.as_millis() < latest.as_millis().saturating_add(window))
+        latest.is_some_and(|latest| now.as_millis() < latest.as_millis().saturating_add(window))
     }
 
     /// The breaker's eviction bookkeeping in a registry.

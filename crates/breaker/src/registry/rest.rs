@@ -113,4 +113,9 @@ impl RestMark {
     pub(crate) fn quiet(&self) -> bool {
         self.word.phase() == State::Closed && self.word.count() == 0
     }
+
+    /// When the window last counted a failure, if it ever has.
+    pub(crate) fn latest_failure(&self) -> Option<Timestamp> {
+        self.latest_failure
+    }
 }
