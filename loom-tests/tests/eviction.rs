@@ -25,6 +25,23 @@ struct Ending {
     put_back: bool,
 }
 
+/// The evictor's side: mark the flag, then "remove" the breaker if its word
+/// is closed with no failure counted, or clear the flag. Joins to whether
+/// it removed.
+fn spawn_evictor(breaker: &Arc<CoreBreaker>, flag: &Arc<EvictionFlag>) -> loom::thread::JoinHandle<bool> {
+    let (breaker, flag) = (Arc::clone(breaker), Arc::clone(flag));
+    loom::thread::spawn(move || {
+        flag.mark();
+        let word = breaker.snapshot();
+        if word.phase() == State::Closed && word.count() == 0 {
+            true
+        } else {
+            flag.clear();
+            false
+        }
+    })
+}
+
 #[test]
 fn a_call_that_opens_a_breaker_being_evicted_always_puts_it_back_or_keeps_it() {
     let seen = std::sync::Arc::new(Mutex::new(std::collections::HashSet::new()));
@@ -34,19 +51,7 @@ fn a_call_that_opens_a_breaker_being_evicted_always_puts_it_back_or_keeps_it() {
         let config = Config { threshold: 1, timeout: Duration::from_millis(100), half_open_max: 1 };
         let breaker = Arc::new(CoreBreaker::with_clock(config, clock).unwrap());
         let flag = Arc::new(EvictionFlag::new());
-        let evictor = {
-            let (breaker, flag) = (Arc::clone(&breaker), Arc::clone(&flag));
-            loom::thread::spawn(move || {
-                flag.mark();
-                let word = breaker.snapshot();
-                if word.phase() == State::Closed && word.count() == 0 {
-                    true
-                } else {
-                    flag.clear();
-                    false
-                }
-            })
-        };
+        let evictor = spawn_evictor(&breaker, &flag);
         let now = Timestamp::from_millis(1);
         let before = breaker.snapshot();
         let ticket = breaker.acquire_at(now).unwrap();
@@ -94,19 +99,7 @@ fn a_failure_streak_restored_under_an_eviction_is_never_forgotten() {
                 breaker.record_at(ticket, Outcome::Success, now);
             })
         };
-        let evictor = {
-            let (breaker, flag) = (Arc::clone(&breaker), Arc::clone(&flag));
-            loom::thread::spawn(move || {
-                flag.mark();
-                let word = breaker.snapshot();
-                if word.phase() == State::Closed && word.count() == 0 {
-                    true
-                } else {
-                    flag.clear();
-                    false
-                }
-            })
-        };
+        let evictor = spawn_evictor(&breaker, &flag);
         breaker.record_at(failing, Outcome::Failure, now);
         let put_back = asks(before, breaker.snapshot()) && flag.seen_after_change();
         succeeding.join().unwrap();
