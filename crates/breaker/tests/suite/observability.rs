@@ -143,6 +143,10 @@ mod tracing_events {
             .with_max_level(tracing::Level::TRACE)
             .finish();
         tracing::subscriber::set_global_default(subscriber).expect("no other test sets a global subscriber");
+        // A callsite another thread registered between the subscriber's
+        // registration and its becoming the global default was cached as
+        // unwanted: ask again, now that every thread's default is this one.
+        tracing::callsite::rebuild_interest_cache();
         let (b, mock, _log) = observed();
         for _ in 0..10 {
             let _ = succeed(&b);
