@@ -17,11 +17,14 @@
 //! breaker made anew for a key counts from zero). `evict_idle` removes
 //! exactly the breakers at rest and idle for `idle_after`; `get` finds
 //! exactly the registered keys and makes none; `remove` forgets its key. A
-//! new key at capacity is refused with [`RegistryError::Full`] exactly when
-//! no registered breaker is at rest, and then nothing changes; otherwise it
-//! evicts `max(1, capacity / 32)` breakers at rest (all of them, if fewer),
-//! each idle at least as long as every breaker at rest it keeps (ties go
-//! either way), and is registered.
+//! new key at capacity within a millisecond of a refusal (the shortest a
+//! refusal lasts; sweeps take no time on the mock clock) is refused with
+//! [`RegistryError::Full`] without a sweep, so nothing changes, not even the
+//! idle bookkeeping. Otherwise it sweeps, and is refused exactly when no
+//! registered breaker is at rest (nothing changes but the bookkeeping, and
+//! the refusal starts); or it evicts `max(1, capacity / 32)` breakers at
+//! rest (all of them, if fewer), each idle at least as long as every breaker
+//! at rest it keeps (ties go either way), and is registered.
 //!
 //! One thread runs every step and `get`'s handle is dropped at once, so no
 //! call races an eviction and no breaker is held outside the registry when
@@ -129,8 +132,12 @@ pub struct Summary {
     pub evicted_idle: usize,
     /// Breakers evicted to make room for a new key at capacity.
     pub evicted_for_room: usize,
-    /// New keys refused with [`RegistryError::Full`].
+    /// New keys refused with [`RegistryError::Full`] by a sweep that found
+    /// nothing at rest.
     pub refused: usize,
+    /// New keys refused with [`RegistryError::Full`] without a sweep, within
+    /// a refusal.
+    pub refused_without_sweep: usize,
     /// Breakers `remove` returned.
     pub removed: usize,
 }
@@ -155,8 +162,15 @@ pub fn registry_sequence(input: &Input) -> Summary {
         None => builder,
     };
     let registry = builder.build().unwrap_or_else(|err| panic!("{settings:?}: {err}"));
-    let mut run =
-        Run { registry: &registry, mock, settings, now: 0, known: BTreeMap::new(), summary: Summary::default() };
+    let mut run = Run {
+        registry: &registry,
+        mock,
+        settings,
+        now: 0,
+        refused_until: 0,
+        known: BTreeMap::new(),
+        summary: Summary::default(),
+    };
     run.check("start", None);
     for (step, op) in input.ops.iter().enumerate() {
         run.step(step, *op);
@@ -212,6 +226,9 @@ struct Run<'r> {
     settings: Settings,
     /// ms since the start, on the mock clock.
     now: u64,
+    /// Until when (ms) a new key at capacity is refused without a sweep; 0
+    /// before the first refusal.
+    refused_until: u64,
     known: BTreeMap<u8, Known>,
     summary: Summary,
 }
@@ -226,6 +243,17 @@ impl Run<'_> {
                 let mut made_room = None;
                 if !self.known.contains_key(&key) {
                     if let Some(capacity) = self.settings.capacity {
+                        if self.known.len() >= capacity && now < self.refused_until {
+                            let result = self.registry.call(&key, || Ok::<_, ()>(()));
+                            assert_eq!(
+                                result,
+                                Err(RegistryError::Full { capacity }),
+                                "key {key} within a refusal, {}",
+                                context()
+                            );
+                            self.summary.refused_without_sweep += 1;
+                            return;
+                        }
                         if self.known.len() >= capacity {
                             // The registry sweeps with no idle minimum for
                             // at most a thirty-second of the capacity.
@@ -245,6 +273,7 @@ impl Run<'_> {
                             context()
                         );
                         self.summary.refused += 1;
+                        self.refused_until = now + 1;
                         return;
                     }
                     assert!(result.is_ok(), "{result:?}, with a breaker at rest to evict, {}", context());

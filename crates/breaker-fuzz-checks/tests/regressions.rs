@@ -392,7 +392,8 @@ fn registry_a_new_key_at_capacity_evicts_a_breaker_at_rest_or_is_refused() {
     ];
     let summary = registry(1, 1_000, 2_000, Some(2), ops);
     assert_eq!(summary, Summary { made: 6, evicted_for_room: 3, refused: 1, removed: 1, ..Summary::default() });
-    // A breaker counting a failure is not at rest either, however idle.
+    // A breaker counting a failure is not at rest either, however idle; and
+    // a refusal stands for a millisecond without another sweep.
     let ops = vec![
         Call { key: 0, ok: false }, // closed, one failure
         Advance(3_000),
@@ -400,10 +401,15 @@ fn registry_a_new_key_at_capacity_evicts_a_breaker_at_rest_or_is_refused() {
         Advance(3_000),
         Call { key: 1, ok: true }, // full
         Call { key: 0, ok: true }, // the streak cleared: at rest
+        Call { key: 1, ok: true }, // still refused, without a sweep
+        Advance(1),
         Call { key: 1, ok: true }, // evicts 0
     ];
     let summary = registry(2, 1_000, 0, Some(1), ops);
-    assert_eq!(summary, Summary { made: 2, evicted_for_room: 1, refused: 1, ..Summary::default() });
+    assert_eq!(
+        summary,
+        Summary { made: 2, evicted_for_room: 1, refused: 1, refused_without_sweep: 1, ..Summary::default() }
+    );
 }
 
 /// At capacity the longest idle breaker at rest goes, its idle time
@@ -433,8 +439,17 @@ fn registry_the_breaker_idle_longest_makes_room() {
     let summary = registry(3, 1_000, 2_000, Some(3), ops);
     assert_eq!(summary, Summary { made: 5, evicted_for_room: 2, ..Summary::default() });
     // With a capacity of 0 every new key is refused and nothing is made.
-    let ops = vec![Call { key: 0, ok: true }, Get(0), Evict, Trip(0), Remove(0), Call { key: 5, ok: false }];
-    assert_eq!(registry(1, 1, 0, Some(0), ops), Summary { refused: 2, ..Summary::default() });
+    let ops = vec![
+        Call { key: 0, ok: true },
+        Get(0),
+        Evict,
+        Trip(0),
+        Remove(0),
+        Call { key: 5, ok: false },
+        Advance(1),
+        Call { key: 5, ok: true },
+    ];
+    assert_eq!(registry(1, 1, 0, Some(0), ops), Summary { refused: 2, refused_without_sweep: 1, ..Summary::default() });
 }
 
 /// Without a racing call nothing is put back: an evicted or removed key's

@@ -42,20 +42,30 @@
 //!   key gets [`RegistryError::Full`] and nothing is registered. A breaker
 //!   put back by a racing call may take the registry one past capacity per
 //!   such race; the next new key then evicts back down to it.
+//! - A refusal stands for a while: for 16 times as long as the sweep that
+//!   found nothing at rest took, and at least a millisecond, on the
+//!   registry's clock ([`RegistryBuilder::clock`]), a new key at capacity is
+//!   refused at once, without a sweep and without the writer lock. At
+//!   capacity during an outage of every downstream, sweeping then takes
+//!   about a seventeenth of the time and a refused caller pays a clock read
+//!   (the `registry` bench: 35 ns against 11.5 ms a sweep of 100,000
+//!   breakers). A breaker that comes to rest meanwhile makes room for the
+//!   first new key after the refusal ends; a removal makes room at once.
 //!
 //! # Locks
 //!
 //! Lookups take none. Every change of the map (a new key, a sweep, a
 //! removal, a breaker put back) takes one writer mutex, and a sweep holds
-//! it while it reads every breaker's counts: new keys wait for it, and so
-//! does a call or `get` that races the eviction of its own breaker (to put
-//! it back). The builder's `per_key` and `name_with` closures run under it
+//! it while it reads every breaker's counts: new keys wait for it (except
+//! those a refusal at capacity turns away), and so does a call or `get`
+//! that races the eviction of its own breaker (to put it back). The builder's `per_key` and `name_with` closures run under it
 //! and must not call into the registry. [`with`](Registry::with) and the
 //! calls hold the map's epoch guard while the call runs, which delays the
 //! freeing of removed entries (not of live ones) until the longest call in
 //! flight ends; an evicted breaker's memory is freed when the map next
 //! reuses its slot or resizes.
 
+mod refusal;
 mod rest;
 
 use core::cmp::Reverse;
@@ -69,6 +79,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use breaker_core::{ConfigError, Outcome, State, quanta};
 use scc::{Guard, HashIndex};
+
+use refusal::Refusal;
 
 pub(crate) use rest::{Rest, RestMark};
 
@@ -105,6 +117,8 @@ pub struct Registry<K> {
     /// Held by every change of the map: a new key, a sweep, a removal, a
     /// breaker put back. Lookups never take it.
     writer: Mutex<()>,
+    /// Until when a new key at capacity is refused without a sweep.
+    refusal: Refusal,
 }
 
 /// How a registry makes the breaker for a key.
@@ -150,8 +164,10 @@ impl Drop for Entry {
 #[non_exhaustive]
 pub enum RegistryError {
     /// The key is new, the registry holds `capacity` breakers, and none of
-    /// them is at rest to make room: each is open, half-open, counting
-    /// failures or held outside the registry.
+    /// them was at rest to make room at the latest sweep: each was open,
+    /// half-open, counting failures or held outside the registry. A sweep
+    /// that finds none is trusted for a while (see the
+    /// [module docs](crate::registry)) before another runs.
     Full {
         /// The registry's capacity.
         capacity: usize,
@@ -491,23 +507,45 @@ where
         if self.capacity == Some(0) {
             return Err(RegistryError::Full { capacity: 0 });
         }
+        if let Some(capacity) = self.capacity {
+            if self.len() >= capacity && self.refusal.active() {
+                return Err(RegistryError::Full { capacity });
+            }
+        }
         let _writer = self.lock();
         if let Some(present) = self.map.peek_with(key, |_, entry| Arc::clone(&entry.0)) {
             return Ok(present);
         }
         if let Some(capacity) = self.capacity {
-            if self.len() >= capacity {
-                let room = (self.len() + 1 - capacity).max(capacity / 32);
-                self.sweep(0, room);
-                if self.len() >= capacity {
-                    return Err(RegistryError::Full { capacity });
-                }
+            if !self.make_room(capacity) {
+                return Err(RegistryError::Full { capacity });
             }
         }
         let key = key.to_owned();
         let breaker = Arc::new(self.make.breaker(&key).map_err(RegistryError::Config)?);
         self.register(key, Arc::clone(&breaker));
         Ok(breaker)
+    }
+
+    /// Whether the registry has room for one more breaker under `capacity`,
+    /// after evicting the longest-idle breakers at rest if it had none (under
+    /// the writer lock). A refusal in force refuses without a sweep: callers
+    /// that waited for the lock behind a sweep that found nothing share its
+    /// answer instead of each sweeping again.
+    fn make_room(&self, capacity: usize) -> bool {
+        if self.len() < capacity {
+            return true;
+        }
+        if self.refusal.active() {
+            return false;
+        }
+        let started = self.refusal.now();
+        self.sweep(0, (self.len() + 1 - capacity).max(capacity / 32));
+        if self.len() < capacity {
+            return true;
+        }
+        self.refusal.remember(started);
+        false
     }
 
     /// Adds `breaker` under `key`, absent from the map (under the writer lock).
@@ -717,7 +755,9 @@ where
 {
     /// Runs the breakers made from the config on `clock` (a mock in tests).
     /// Breakers from [`per_key`](Self::per_key) run on the clock their
-    /// builder gives. Idle time is measured on each breaker's clock.
+    /// builder gives. Idle time is measured on each breaker's clock; how
+    /// long a refusal at capacity stands, on this one (the real clock
+    /// without it).
     pub fn clock(self, clock: quanta::Clock) -> Self {
         RegistryBuilder { clock: Some(clock), ..self }
     }
@@ -749,8 +789,9 @@ where
 
     /// Holds at most `capacity` breakers: at capacity, a new key evicts the
     /// longest-idle breakers at rest, or is refused with
-    /// [`RegistryError::Full`] if none is (see the [module docs](self)).
-    /// A capacity of 0 refuses every key.
+    /// [`RegistryError::Full`] if none is; a refusal then stands for a
+    /// while without another sweep (see the [module docs](self)). A
+    /// capacity of 0 refuses every key.
     pub fn capacity(self, capacity: usize) -> Self {
         RegistryBuilder { capacity: Some(capacity), ..self }
     }
@@ -766,6 +807,7 @@ where
     /// The registry, or the [`ConfigError`] of its config (checked now,
     /// unless [`per_key`](Self::per_key) replaces it).
     pub fn build(self) -> Result<Registry<K>, ConfigError> {
+        let refusal = Refusal::new(self.clock.clone().unwrap_or_default());
         let per_key = match self.per_key {
             Some(per_key) => per_key,
             None => {
@@ -787,6 +829,7 @@ where
             idle_after,
             len: AtomicUsize::new(0),
             writer: Mutex::new(()),
+            refusal,
         })
     }
 }
@@ -903,6 +946,40 @@ mod tests {
         mock.increment(timeout / 2);
         assert_eq!(fresh.call(|| Ok::<_, ()>(())), Ok(()), "its open period is not restarted");
         assert_eq!(fresh.counts().opens, 1);
+    }
+
+    #[test]
+    fn a_caller_behind_a_failed_sweep_is_refused_by_it_without_sweeping() {
+        let (clock, mock) = quanta::Clock::mock();
+        let registry: Registry<u32> = Registry::builder(Config::default()).clock(clock).capacity(1).build().unwrap();
+        registry.call(&1, || Ok::<_, ()>(())).unwrap().unwrap(); // at rest: evictable
+        // As if another caller's sweep had just found nothing, while this one
+        // waited for the lock.
+        registry.refusal.remember(registry.refusal.now());
+        let _writer = registry.lock();
+        assert!(!registry.make_room(1));
+        assert_eq!(registry.len(), 1, "no sweep");
+        mock.increment(Duration::from_millis(1));
+        assert!(registry.make_room(1), "the refusal is over: a sweep evicts key 1");
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn a_refusal_in_force_answers_without_the_lock() {
+        let (clock, _mock) = quanta::Clock::mock();
+        let registry: Registry<u32> = Registry::builder(Config::default()).clock(clock).capacity(1).build().unwrap();
+        let held = registry.get_or_insert(&1).unwrap();
+        assert_eq!(registry.get_or_insert(&2).unwrap_err(), RegistryError::Full { capacity: 1 });
+        let (answer, answered) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let writer = registry.lock();
+            scope.spawn(|| answer.send(registry.get_or_insert(&3).map(drop)).unwrap());
+            // Only a wait for the lock, which this thread holds, would take long.
+            let refused = answered.recv_timeout(Duration::from_secs(60));
+            drop(writer);
+            assert_eq!(refused, Ok(Err(RegistryError::Full { capacity: 1 })), "refused while the lock is held");
+        });
+        drop(held);
     }
 
     #[test]

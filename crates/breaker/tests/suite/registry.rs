@@ -187,8 +187,24 @@ fn at_capacity_a_new_key_evicts_a_breaker_at_rest_or_is_refused() {
     let held = registry.get(&3).unwrap();
     assert_eq!(registry.call(&4, || Ok::<_, ()>(())).unwrap_err(), RegistryError::Full { capacity: 2 });
     drop(held);
+    // The refusal stands for a millisecond (on this clock, where sweeps take
+    // no time) without another sweep, though key 3 is evictable now.
+    assert_eq!(registry.call(&4, || Ok::<_, ()>(())).unwrap_err(), RegistryError::Full { capacity: 2 });
+    assert!(registry.get(&3).is_some());
+    mock.increment(Duration::from_millis(1));
     registry.call(&4, || Ok::<_, ()>(())).unwrap().unwrap();
     assert!(registry.get(&3).is_none());
+}
+
+#[test]
+fn a_removal_makes_room_while_a_refusal_stands() {
+    let (clock, _mock) = breaker::quanta::Clock::mock();
+    let registry: Registry<u32> = Registry::builder(Config::default()).clock(clock).capacity(1).build().unwrap();
+    let held = registry.get_or_insert(&1).unwrap();
+    assert_eq!(registry.get_or_insert(&2).unwrap_err(), RegistryError::Full { capacity: 1 });
+    drop(held);
+    assert!(registry.remove(&1).is_some());
+    registry.call(&2, || Ok::<_, ()>(())).unwrap().unwrap();
 }
 
 #[test]
