@@ -10,6 +10,8 @@
 //! Every map holds the same 10,000 `Arc<Breaker>`s under `String` keys and is
 //! looked up by `&str`; each thread walks the keys in its own scrambled
 //! order, so lookups spread over the whole map as a proxy's hosts would.
+//! `registry_at_capacity` times a new key refused by a full registry of
+//! open breakers.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -143,6 +145,25 @@ fn maps(c: &mut Criterion) {
     }
 }
 
+/// A new key refused at capacity while every registered breaker is open (an
+/// outage of every upstream): what each refused caller pays, the sweeps
+/// that find nothing to evict included.
+fn at_capacity(c: &mut Criterion) {
+    let mut group = c.benchmark_group("registry_at_capacity");
+    group.sample_size(10);
+    for size in [KEYS, 10 * KEYS] {
+        let registry: Registry<String> =
+            Registry::builder(Config::default()).capacity(size).build().expect("a valid config");
+        for i in 0..size {
+            registry.with(format!("upstream-{i}.internal:8080").as_str(), Breaker::trip).expect("below capacity");
+        }
+        group.bench_function(format!("new_key_refused_{size}_open"), |b| {
+            b.iter(|| assert!(registry.call("new-upstream.internal:8080", || Ok::<u64, u64>(black_box(1))).is_err()))
+        });
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -154,6 +175,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = maps
+    targets = maps, at_capacity
 }
 criterion_main!(benches);
