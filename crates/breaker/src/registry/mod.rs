@@ -58,12 +58,13 @@
 //! removal, a breaker put back) takes one writer mutex, and a sweep holds
 //! it while it reads every breaker's counts: new keys wait for it (except
 //! those a refusal at capacity turns away), and so does a call or `get`
-//! that races the eviction of its own breaker (to put it back). The builder's `per_key` and `name_with` closures run under it
-//! and must not call into the registry. [`with`](Registry::with) and the
-//! calls hold the map's epoch guard while the call runs, which delays the
-//! freeing of removed entries (not of live ones) until the longest call in
-//! flight ends; an evicted breaker's memory is freed when the map next
-//! reuses its slot or resizes.
+//! that races the eviction of its own breaker (to put it back). The
+//! builder's `per_key` and `name_with` closures run under it and must not
+//! call into the registry. [`with`](Registry::with) and the calls hold the
+//! map's epoch guard while the call runs, which delays the freeing of
+//! removed entries (not of live ones) until the longest call in flight
+//! ends; an evicted breaker's memory is freed when the map next reuses its
+//! slot or resizes.
 
 mod refusal;
 mod rest;
