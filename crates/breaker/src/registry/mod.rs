@@ -984,6 +984,27 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_sweep_keeps_a_breaker_called_after_it_was_listed() {
+        let (clock, mock) = quanta::Clock::mock();
+        let registry: Registry<u32> =
+            Registry::builder(Config::default()).clock(clock).idle_after(Duration::from_secs(1)).build().unwrap();
+        registry.call(&1, || Ok::<_, ()>(())).unwrap().unwrap();
+        assert_eq!(registry.evict_idle(), 0, "idle from this sweep");
+        mock.increment(Duration::from_secs(1));
+        let guard = Guard::new();
+        let (key, entry) = registry.map.iter(&guard).next().unwrap();
+        let breaker = &entry.0;
+        // Listed idle and at rest, as a sweep lists it; then called before
+        // the eviction, as another thread may call it.
+        assert_eq!(breaker.rest().idle_for(activity(breaker), breaker.now().as_millis()), 1_000);
+        assert_eq!(breaker.call(|| Ok::<_, ()>(())), Ok(()));
+        let _writer = registry.lock();
+        assert_eq!(registry.evict(vec![(1_000, key, breaker)], 1, true), 0, "its activity changed");
+        assert!(!breaker.rest().is_evicting());
+        assert_eq!(registry.len(), 1);
+    }
+
+    #[test]
     fn a_breaker_listed_twice_keeps_the_mark_of_its_removal() {
         let registry: Registry<u32> = Registry::new(Config::default());
         let breaker = registry.get_or_insert(&1).unwrap();
