@@ -1,13 +1,13 @@
 //! Fuzz target `core_vs_model`: decodes the structured input and runs
-//! `breaker_fuzz_checks::core_vs_model`, which panics on the first disagreement.
+//! `fusebox_fuzz_checks::core_vs_model`, which panics on the first disagreement.
 //! The same check replays saved inputs on stable: see `fuzz/README.md`.
 
 #![no_main]
 
-use breaker_fuzz_checks::core_vs_model::Input;
+use fusebox_fuzz_checks::core_vs_model::Input;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(
-    init: breaker_fuzz_checks::quiet_deliberate_panics(),
-    |input: Input| breaker_fuzz_checks::core_vs_model(&input)
+    init: fusebox_fuzz_checks::quiet_deliberate_panics(),
+    |input: Input| fusebox_fuzz_checks::core_vs_model(&input)
 );

@@ -16,8 +16,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use breaker_core::quanta::Clock;
-use breaker_core::{Config, CoreBreaker, FailureRate, Outcome, RateWindow, Recorded, Ring, State, Ticket, Timestamp};
+use fusebox_core::quanta::Clock;
+use fusebox_core::{Config, CoreBreaker, FailureRate, Outcome, RateWindow, Recorded, Ring, State, Ticket, Timestamp};
 use loom::sync::Arc;
 
 fn at(ms: u64) -> Timestamp {

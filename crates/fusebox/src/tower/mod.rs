@@ -1,0 +1,118 @@
+//! The breaker as tower middleware (the `tower` feature): a
+//! [`CircuitBreakerLayer`] for `ServiceBuilder`, the
+//! [`CircuitBreakerService`] it builds, and (the `http` feature) a
+//! classifier for HTTP responses, [`ServerErrorsAsFailures`].
+//!
+//! Every clone of the service shares one [`Breaker`](crate::Breaker), which
+//! the caller keeps in an `Arc` to read its `state()` and `counts()` or to
+//! make plain calls through it. The error is [`Error<S::Error>`](crate::Error):
+//! `is_open()` tells a rejection from the inner service's own error, and it
+//! converts into tower's `BoxError` whenever `S::Error` does, so it stacks with
+//! `tower::timeout`, `retry`, `load_shed` and axum's `HandleErrorLayer`.
+//!
+//! # With hyper-util's client
+//!
+//! ```
+//! # // The classifier is the `http` feature's: without it, nothing to run.
+//! # #[cfg(not(feature = "http"))] fn main() {}
+//! # #[cfg(feature = "http")] fn main() {
+//! use fusebox::tower::{CircuitBreakerLayer, ServerErrorsAsFailures};
+//! use fusebox::{Breaker, Config};
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use tower::{Service, ServiceBuilder};
+//!
+//! let upstream = Arc::new(Breaker::new(Config::default()));
+//! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! let service = ServiceBuilder::new()
+//!     .layer(CircuitBreakerLayer::new(upstream.clone()).classify(ServerErrorsAsFailures::new()))
+//!     // Below the breaker, so that a hung upstream counts as a failure.
+//!     .timeout(Duration::from_secs(2))
+//!     .service(client);
+//! fn is_a_client<S: Service<http::Request<Full<Bytes>>>>(_: &S) {}
+//! is_a_client(&service);
+//! # }
+//! ```
+//!
+//! `tests/suite/tower_layer.rs` drives such a stack against a real local server.
+//!
+//! # With an axum `Router`
+//!
+//! The layer wraps any service, a whole router included: here the router's
+//! own handlers are the downstream.
+//!
+//! ```
+//! # #[cfg(not(feature = "http"))] fn main() {}
+//! # #[cfg(feature = "http")] fn main() {
+//! use axum::{Router, routing::get};
+//! use fusebox::tower::{CircuitBreakerLayer, ServerErrorsAsFailures};
+//! use fusebox::{Breaker, Config};
+//! use http::{Request, StatusCode};
+//! use std::sync::Arc;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let breaker = Arc::new(Breaker::new(Config { threshold: 1, ..Config::default() }));
+//! let router = Router::new().route("/", get(|| async { StatusCode::SERVICE_UNAVAILABLE }));
+//! let service = ServiceBuilder::new()
+//!     .layer(CircuitBreakerLayer::new(breaker.clone()).classify(ServerErrorsAsFailures::new()))
+//!     .service(router);
+//! let response = service.clone().oneshot(Request::new(axum::body::Body::empty())).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+//! let rejected = service.oneshot(Request::new(axum::body::Body::empty())).await.unwrap_err();
+//! assert!(rejected.is_open());
+//! # });
+//! # }
+//! ```
+//!
+//! # Where the timeout goes
+//!
+//! Put `tower::timeout` *below* the breaker (after it in `ServiceBuilder`
+//! order), so that a hung downstream's timeout is the call's error and
+//! counts as a failure. A timeout *above* the breaker drops the response
+//! future, and a dropped call counts as nothing: right for a caller that gave
+//! up for its own reasons, wrong as the downstream's timeout.
+//!
+//! # Why admission is in `call`, not `poll_ready`
+//!
+//! `poll_ready` forwards the inner service's readiness, so backpressure is
+//! untouched. The breaker decides in `call`: a `Buffer`, a balancer or a
+//! `ready()` cache in front polls readiness for requests it may send much
+//! later or never, and a half-open probe slot taken in `poll_ready` would be
+//! held by a request that is not running, or never runs. A rejection is
+//! therefore a future that is ready at once and never calls the inner
+//! service.
+//!
+//! # With `tower::balance`
+//!
+//! Give each endpoint its own breaker (a layer per endpoint). The p2c
+//! balancer picks between endpoints that are *ready*, and an endpoint behind
+//! an open breaker is still ready: it answers at once with `Error::Open`.
+//! Three ways to route around it:
+//!
+//! - Retry on `is_open()` errors (`tower::retry` with a policy that retries
+//!   rejections): the balancer picks again, usually another endpoint, and a
+//!   rejection costs nanoseconds, not a timeout.
+//! - Drive the balancer from a `Discover` stream that removes an endpoint
+//!   while its breaker's [`state()`](crate::Breaker::state) reads open and
+//!   puts it back when it reads half-open.
+//! - A readiness mode, where an open breaker makes `poll_ready` report not
+//!   ready, is not offered: waking the task when probing may start needs a
+//!   timer, and this crate uses no runtime's timer. The discover stream above
+//!   (polled by a task that has one) gives the same routing.
+
+mod future;
+#[cfg(feature = "http")]
+mod http;
+mod layer;
+mod service;
+
+pub use future::{Called, ResponseFuture};
+#[cfg(feature = "http")]
+pub use http::ServerErrorsAsFailures;
+pub use layer::CircuitBreakerLayer;
+pub use service::CircuitBreakerService;

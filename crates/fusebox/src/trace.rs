@@ -1,0 +1,16 @@
+//! The `tracing` feature: one event per transition, nothing per call.
+
+use fusebox_core::{State, Transition};
+
+/// Emits `t` as one event with target `fusebox`: `warn` when the breaker
+/// opens, `info` for every other change. Fields: `name`, `from`, `to`,
+/// `reason` (snake case, as metric labels spell them) and `sequence`.
+pub(crate) fn transition(t: &Transition) {
+    let (name, from, to, reason) = (t.name(), t.from().as_snake_case(), t.to().as_snake_case(), t.reason().as_str());
+    let sequence = t.sequence();
+    if t.to() == State::Open {
+        tracing::warn!(target: "fusebox", name, from, to, reason, sequence, "circuit breaker opened");
+    } else {
+        tracing::info!(target: "fusebox", name, from, to, reason, sequence, "circuit breaker changed state");
+    }
+}
