@@ -1,7 +1,7 @@
 //! The `core_vs_model` target: a config and a sequence of operations applied
 //! to `CoreBreaker`'s time-explicit API and to [`Model`] side by side, with
 //! every answer, the state word and the core's invariants checked after every
-//! step. The ideas are those of `crates/fusebox-core/tests/model.rs`, with
+//! step. The ideas are those of `crates/fusebox-model/tests/core.rs`, with
 //! any config, any start time, tickets reported in any order (twice, late,
 //! never), jumps of any size and clocks that step back.
 

@@ -1,9 +1,9 @@
 //! The breaker's semantics, written for clarity rather than speed.
 //!
 //! This is the one statement of what the breaker should do, shared by the
-//! core's property tests, the facade's tests and the fuzzers: they drive the
-//! real breaker and this model with the same operations and require the same
-//! answers. Nothing here is packed or atomic; generations are unbounded and
+//! property tests in this package's `tests/` (the core, the registry) and the
+//! fuzzers: they drive the real breaker and this model with the same
+//! operations and require the same answers. Nothing here is packed or atomic; generations are unbounded and
 //! time is a plain millisecond count.
 //!
 //! The real breaker keeps two documented limits this model does not have:

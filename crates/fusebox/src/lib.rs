@@ -166,8 +166,3 @@ pub use fusebox_core::{
 /// The clock crate the breaker runs on, re-exported so that
 /// `fusebox::quanta::Clock::mock()` in tests matches the breaker's version.
 pub use fusebox_core::quanta;
-
-/// The README's examples, compiled and run as doctests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeExamples;

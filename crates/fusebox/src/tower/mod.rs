@@ -6,68 +6,47 @@
 //! Every clone of the service shares one [`Breaker`](crate::Breaker), which
 //! the caller keeps in an `Arc` to read its `state()` and `counts()` or to
 //! make plain calls through it. The error is [`Error<S::Error>`](crate::Error):
-//! `is_open()` tells a rejection from the inner service's own error, and it
-//! converts into tower's `BoxError` whenever `S::Error` does, so it stacks with
-//! `tower::timeout`, `retry`, `load_shed` and axum's `HandleErrorLayer`.
-//!
-//! # With hyper-util's client
+//! `is_open()` tells a rejection from the inner service's own error. It is a
+//! `std::error::Error` when `S::Error` is one, so `?` turns it into tower's
+//! `BoxError`; when `S::Error` is already a `BoxError` (a `tower::timeout`
+//! below the breaker), [`Error::into_boxed`](crate::Error::into_boxed) makes
+//! one of it, and a rejection boxed that way downcasts to
+//! [`Rejected`](crate::Rejected).
 //!
 //! ```
 //! # // The classifier is the `http` feature's: without it, nothing to run.
 //! # #[cfg(not(feature = "http"))] fn main() {}
 //! # #[cfg(feature = "http")] fn main() {
 //! use fusebox::tower::{CircuitBreakerLayer, ServerErrorsAsFailures};
-//! use fusebox::{Breaker, Config};
-//! use bytes::Bytes;
-//! use http_body_util::Full;
-//! use hyper_util::client::legacy::Client;
-//! use hyper_util::rt::TokioExecutor;
+//! use fusebox::{Breaker, Config, Rejected};
+//! use http::{Request, Response, StatusCode};
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use tower::{Service, ServiceBuilder};
+//! use tower::{BoxError, ServiceBuilder, ServiceExt};
 //!
-//! let upstream = Arc::new(Breaker::new(Config::default()));
-//! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-//! let service = ServiceBuilder::new()
-//!     .layer(CircuitBreakerLayer::new(upstream.clone()).classify(ServerErrorsAsFailures::new()))
-//!     // Below the breaker, so that a hung upstream counts as a failure.
-//!     .timeout(Duration::from_secs(2))
-//!     .service(client);
-//! fn is_a_client<S: Service<http::Request<Full<Bytes>>>>(_: &S) {}
-//! is_a_client(&service);
-//! # }
-//! ```
-//!
-//! `tests/suite/tower_layer.rs` drives such a stack against a real local server.
-//!
-//! # With an axum `Router`
-//!
-//! The layer wraps any service, a whole router included: here the router's
-//! own handlers are the downstream.
-//!
-//! ```
-//! # #[cfg(not(feature = "http"))] fn main() {}
-//! # #[cfg(feature = "http")] fn main() {
-//! use axum::{Router, routing::get};
-//! use fusebox::tower::{CircuitBreakerLayer, ServerErrorsAsFailures};
-//! use fusebox::{Breaker, Config};
-//! use http::{Request, StatusCode};
-//! use std::sync::Arc;
-//! use tower::{ServiceBuilder, ServiceExt};
-//!
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! // Stands in for hyper-util's client, a tonic channel or an axum `Router`.
+//! let upstream = tower::service_fn(|_: Request<()>| async {
+//!     Ok::<_, BoxError>(Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body(()).unwrap())
+//! });
 //! let breaker = Arc::new(Breaker::new(Config { threshold: 1, ..Config::default() }));
-//! let router = Router::new().route("/", get(|| async { StatusCode::SERVICE_UNAVAILABLE }));
 //! let service = ServiceBuilder::new()
 //!     .layer(CircuitBreakerLayer::new(breaker.clone()).classify(ServerErrorsAsFailures::new()))
-//!     .service(router);
-//! let response = service.clone().oneshot(Request::new(axum::body::Body::empty())).await.unwrap();
-//! assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-//! let rejected = service.oneshot(Request::new(axum::body::Body::empty())).await.unwrap_err();
-//! assert!(rejected.is_open());
+//!     // Below the breaker, so that a hung upstream counts as a failure.
+//!     .timeout(Duration::from_secs(2))
+//!     .service(upstream);
+//! let response = service.clone().oneshot(Request::new(())).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE); // a failure: it opens
+//! let rejected: BoxError = service.oneshot(Request::new(())).await.unwrap_err().into_boxed();
+//! assert!(rejected.downcast_ref::<Rejected>().is_some());
 //! # });
 //! # }
 //! ```
+//!
+//! `examples/examples/first_service.rs` in the repository is a whole axum
+//! gateway built this way (hyper-util's client, the registry, tracing and
+//! Prometheus); `examples/tests/http.rs` drives such a stack against a real
+//! local server.
 //!
 //! # Where the timeout goes
 //!

@@ -31,7 +31,7 @@ use crate::{Breaker, Error, Outcome, PermitOf};
 /// use std::sync::Arc;
 /// use tower::{Service, ServiceExt};
 ///
-/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let breaker = Arc::new(Breaker::new(Config { threshold: 1, ..Config::default() }));
 /// let flaky = tower::service_fn(|fail: bool| async move { if fail { Err("503") } else { Ok("200") } });
 /// let mut service = CircuitBreakerService::new(flaky, breaker.clone());

@@ -1,104 +1,74 @@
-//! The tower layer against a real HTTP server on 127.0.0.1 (port 0) and a
-//! real client (hyper-util's), on a tokio runtime. The breaker's time is a
-//! mock clock; the server counts the requests that reach it.
+//! The tower layer against an in-process upstream: a `tower::Service` that
+//! answers HTTP statuses, refuses, or hangs, and counts the requests that
+//! reach it. The breaker's time is a mock clock. The same rules are checked
+//! end to end, with a real server and client on loopback, in the
+//! workspace's `examples/tests/http.rs`.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
 use fusebox::quanta::{Clock, Mock};
 use fusebox::tower::{CircuitBreakerLayer, CircuitBreakerService, ServerErrorsAsFailures};
-use fusebox::{Breaker, Config, Error, Outcome, State};
+use fusebox::{Breaker, Config, Error, Outcome, Rejected, State};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 
-/// A local HTTP server that answers every request with the status set in
-/// `status` (or waits on `hang` first, when `hanging` is set), counting the
-/// requests it sees.
+/// What the upstream does with a request.
+#[derive(Clone, Default)]
 struct Upstream {
-    addr: SocketAddr,
     requests: Arc<AtomicUsize>,
+    /// The status it answers; 0 refuses the request with an error.
     status: Arc<AtomicU16>,
     hanging: Arc<AtomicBool>,
     hang: Arc<Notify>,
-    /// Notified at every request.
-    arrived: Arc<Notify>,
 }
 
 impl Upstream {
-    async fn start(status: u16) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
-        let addr = listener.local_addr().unwrap();
-        let upstream = Upstream {
-            addr,
-            requests: Arc::new(AtomicUsize::new(0)),
-            status: Arc::new(AtomicU16::new(status)),
-            hanging: Arc::new(AtomicBool::new(false)),
-            hang: Arc::new(Notify::new()),
-            arrived: Arc::new(Notify::new()),
-        };
-        let (requests, status, hanging, hang, arrived) = (
-            upstream.requests.clone(),
-            upstream.status.clone(),
-            upstream.hanging.clone(),
-            upstream.hang.clone(),
-            upstream.arrived.clone(),
-        );
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let (requests, status, hanging, hang, arrived) =
-                    (requests.clone(), status.clone(), hanging.clone(), hang.clone(), arrived.clone());
-                let handler = hyper::service::service_fn(move |_request: Request<Incoming>| {
-                    let (status, hanging, hang) = (status.clone(), hanging.clone(), hang.clone());
-                    requests.fetch_add(1, Ordering::SeqCst);
-                    arrived.notify_one();
-                    async move {
-                        if hanging.load(Ordering::SeqCst) {
-                            hang.notified().await;
-                        }
-                        let status = StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap();
-                        Ok::<_, Infallible>(Response::builder().status(status).body(Full::new(Bytes::new())).unwrap())
-                    }
-                });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), handler),
-                );
-            }
-        });
+    fn answering(status: u16) -> Upstream {
+        let upstream = Upstream::default();
+        upstream.answer(status);
         upstream
-    }
-
-    fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
     }
 
     fn answer(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
     }
 
-    fn request(&self) -> Request<Empty<Bytes>> {
-        Request::get(format!("http://{}/", self.addr)).body(Empty::new()).unwrap()
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
     }
 }
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+type Answer = Pin<Box<dyn Future<Output = Result<Response<()>, &'static str>> + Send>>;
 
-fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
+impl Service<Request<()>> for Upstream {
+    type Response = Response<()>;
+    type Error = &'static str;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: Request<()>) -> Answer {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let (status, hanging, hang) = (self.status.clone(), self.hanging.clone(), self.hang.clone());
+        Box::pin(async move {
+            if hanging.load(Ordering::SeqCst) {
+                hang.notified().await;
+            }
+            match status.load(Ordering::SeqCst) {
+                0 => Err("connection refused"),
+                code => Ok(Response::builder().status(code).body(()).unwrap()),
+            }
+        })
+    }
 }
 
 fn breaker(threshold: u32, timeout: Duration) -> (Arc<Breaker>, Arc<Mock>) {
@@ -113,145 +83,125 @@ fn counts(breaker: &Breaker) -> (u64, u64, u64) {
 }
 
 /// Sends one request through `service` and returns its status, or the error.
-async fn send<S>(service: &mut S, request: Request<Empty<Bytes>>) -> Result<StatusCode, S::Error>
+async fn send<S>(service: &mut S) -> Result<StatusCode, S::Error>
 where
-    S: Service<Request<Empty<Bytes>>, Response = Response<Incoming>, Error = Error<hyper_util::client::legacy::Error>>,
+    S: Service<Request<()>, Response = Response<()>>,
 {
-    let response = service.ready().await?.call(request).await?;
-    let status = response.status();
-    response.into_body().collect().await.expect("the body arrives");
-    Ok(status)
+    Ok(service.ready().await?.call(Request::new(())).await?.status())
 }
 
 #[tokio::test]
-async fn server_errors_open_it_it_rejects_without_touching_the_server_and_a_probe_closes_it() {
-    let upstream = Upstream::start(503).await;
+async fn server_errors_open_it_it_rejects_without_calling_the_upstream_and_a_probe_closes_it() {
+    let upstream = Upstream::answering(503);
     let (breaker, mock) = breaker(3, Duration::from_secs(10));
     let mut service = ServiceBuilder::new()
         .layer(CircuitBreakerLayer::new(breaker.clone()).classify(ServerErrorsAsFailures::new()))
-        .service(client());
+        .service(upstream.clone());
 
     for _ in 0..3 {
-        assert_eq!(send(&mut service, upstream.request()).await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(send(&mut service).await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
     }
-    assert_eq!(breaker.state(), State::Open);
-    assert_eq!(upstream.requests(), 3);
-
+    assert_eq!((breaker.state(), upstream.requests()), (State::Open, 3));
     for _ in 0..5 {
-        let err = send(&mut service, upstream.request()).await.unwrap_err();
-        assert!(err.is_open(), "{err:?}");
+        assert!(send(&mut service).await.unwrap_err().is_open());
     }
-    assert_eq!(upstream.requests(), 3, "the server saw no request while the breaker was open");
+    assert_eq!(upstream.requests(), 3, "no request reached the upstream while the breaker was open");
 
     mock.increment(Duration::from_secs(10));
-    assert_eq!(breaker.state(), State::HalfOpen);
     upstream.answer(200);
-    assert_eq!(send(&mut service, upstream.request()).await.unwrap(), StatusCode::OK);
-    assert_eq!(breaker.state(), State::Closed);
-    assert_eq!(upstream.requests(), 4);
+    assert_eq!(send(&mut service).await.unwrap(), StatusCode::OK);
+    assert_eq!((breaker.state(), upstream.requests()), (State::Closed, 4));
     assert_eq!(counts(&breaker), (1, 3, 5));
 }
 
 #[tokio::test]
-async fn refused_connections_count_as_failures() {
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    }; // nothing listens there any more
+async fn errors_of_the_upstream_count_as_failures() {
+    let upstream = Upstream::answering(0);
     let (breaker, _mock) = breaker(2, Duration::from_secs(10));
-    let mut service = CircuitBreakerService::new(client(), breaker.clone());
+    let mut service = CircuitBreakerService::new(upstream, breaker.clone());
     for _ in 0..2 {
-        let request = Request::get(format!("http://{closed}/")).body(Empty::new()).unwrap();
-        let err = send(&mut service, request).await.unwrap_err();
-        assert!(!err.is_open() && err.into_inner().is_some_and(|err| err.is_connect()));
+        assert_eq!(send(&mut service).await, Err(Error::Inner("connection refused")));
     }
-    assert_eq!(breaker.state(), State::Open);
-    assert_eq!(counts(&breaker), (0, 2, 0));
+    assert_eq!((breaker.state(), counts(&breaker)), (State::Open, (0, 2, 0)));
 }
 
 #[tokio::test]
-async fn client_errors_counted_as_successes_keep_it_closed() {
-    let upstream = Upstream::start(404).await;
+async fn client_errors_count_as_successes_unless_a_classifier_says_otherwise() {
+    let upstream = Upstream::answering(404);
     let (breaker, _mock) = breaker(1, Duration::from_secs(10));
     let layer = CircuitBreakerLayer::new(breaker.clone()).classify(ServerErrorsAsFailures::new());
-    let mut service = ServiceBuilder::new().layer(layer).service(client());
+    let mut service = ServiceBuilder::new().layer(layer).service(upstream.clone());
     for _ in 0..5 {
-        assert_eq!(send(&mut service, upstream.request()).await.unwrap(), StatusCode::NOT_FOUND);
+        assert_eq!(send(&mut service).await.unwrap(), StatusCode::NOT_FOUND);
     }
-    assert_eq!(breaker.state(), State::Closed);
-    assert_eq!((upstream.requests(), counts(&breaker)), (5, (5, 0, 0)));
+    assert_eq!((breaker.state(), counts(&breaker)), (State::Closed, (5, 0, 0)));
 
-    // The same answers counted by a classifier of the caller's own.
     let (strict, _mock) = self::breaker(1, Duration::from_secs(10));
-    let four_xx_fails = |result: &Result<Response<Incoming>, hyper_util::client::legacy::Error>| match result {
+    let only_2xx = |result: &Result<Response<()>, &'static str>| match result {
         Ok(response) if response.status().is_success() => Outcome::Success,
         _ => Outcome::Failure,
     };
     let mut service =
-        ServiceBuilder::new().layer(CircuitBreakerLayer::new(strict.clone()).classify(four_xx_fails)).service(client());
-    assert_eq!(send(&mut service, upstream.request()).await.unwrap(), StatusCode::NOT_FOUND);
+        ServiceBuilder::new().layer(CircuitBreakerLayer::new(strict.clone()).classify(only_2xx)).service(upstream);
+    assert_eq!(send(&mut service).await.unwrap(), StatusCode::NOT_FOUND);
     assert_eq!(strict.state(), State::Open);
 }
 
 #[tokio::test]
 async fn a_dropped_response_future_frees_the_half_open_slot() {
-    let upstream = Upstream::start(200).await;
+    let upstream = Upstream::answering(200);
     upstream.hanging.store(true, Ordering::SeqCst);
     let (breaker, mock) = breaker(1, Duration::from_secs(10));
-    let mut service = CircuitBreakerService::new(client(), breaker.clone());
+    let mut service = CircuitBreakerService::new(upstream.clone(), breaker.clone());
     breaker.trip();
     mock.increment(Duration::from_secs(10));
 
-    let mut probe = Box::pin(service.ready().await.unwrap().call(upstream.request()));
-    // Poll the probe until its request has reached the server, which holds it.
-    tokio::select! {
-        _ = &mut probe => panic!("the server answers no request while hanging"),
-        () = upstream.arrived.notified() => {}
-    }
-    let full = send(&mut service, upstream.request()).await.unwrap_err();
-    assert!(full.is_open(), "the probe holds the only slot");
+    let mut probe = Box::pin(service.ready().await.unwrap().call(Request::new(())));
+    assert!(futures_poll(&mut probe).is_pending(), "the upstream holds the probe");
+    assert!(send(&mut service).await.unwrap_err().is_open(), "the probe holds the only slot");
     drop(probe);
     assert_eq!(breaker.state(), State::HalfOpen);
 
     upstream.hanging.store(false, Ordering::SeqCst);
-    assert_eq!(send(&mut service, upstream.request()).await.unwrap(), StatusCode::OK);
+    assert_eq!(send(&mut service).await.unwrap(), StatusCode::OK);
     assert_eq!(breaker.state(), State::Closed, "the dropped probe's slot went to the next request");
     assert_eq!(counts(&breaker), (1, 0, 1));
 }
 
+fn futures_poll<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
+}
+
 #[tokio::test]
 async fn clones_share_one_breaker() {
-    let upstream = Upstream::start(500).await;
+    let upstream = Upstream::answering(500);
     let (breaker, _mock) = breaker(2, Duration::from_secs(10));
     let layer = CircuitBreakerLayer::new(breaker.clone()).classify(ServerErrorsAsFailures::new());
-    let mut first = ServiceBuilder::new().layer(layer.clone()).service(client());
+    let mut first = ServiceBuilder::new().layer(layer.clone()).service(upstream.clone());
     let mut second = first.clone();
-    let mut third = ServiceBuilder::new().layer(layer).service(client());
-    send(&mut first, upstream.request()).await.unwrap();
-    send(&mut second, upstream.request()).await.unwrap();
-    assert!(send(&mut third, upstream.request()).await.unwrap_err().is_open());
-    assert!(send(&mut first, upstream.request()).await.unwrap_err().is_open());
+    let mut third = ServiceBuilder::new().layer(layer).service(upstream.clone());
+    send(&mut first).await.unwrap();
+    send(&mut second).await.unwrap();
+    assert!(send(&mut third).await.unwrap_err().is_open());
+    assert!(send(&mut first).await.unwrap_err().is_open());
     assert_eq!((upstream.requests(), counts(&breaker)), (2, (0, 2, 2)));
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_timeout_below_the_breaker_counts_a_hung_server_as_a_failure() {
-    let upstream = Upstream::start(200).await;
+async fn a_timeout_below_the_breaker_counts_a_hung_upstream_as_a_failure() {
+    let upstream = Upstream::answering(200);
     upstream.hanging.store(true, Ordering::SeqCst);
     let (breaker, _mock) = breaker(1, Duration::from_secs(10));
     // tokio's paused clock moves to the timeout as soon as every task waits.
     let mut service = ServiceBuilder::new()
         .layer(CircuitBreakerLayer::new(breaker.clone()))
         .timeout(Duration::from_secs(5))
-        .service(client());
-    let err = service.ready().await.unwrap().call(upstream.request()).await.unwrap_err();
+        .service(upstream);
+    let err = service.ready().await.unwrap().call(Request::new(())).await.unwrap_err();
     assert!(err.into_inner().is_some_and(|err| err.is::<tower::timeout::error::Elapsed>()));
     assert_eq!(breaker.state(), State::Open);
-    // The inner error is already a BoxError (the timeout's), so `into_boxed`
-    // (or `ServiceBuilder::map_err(Error::into_boxed)`) makes the whole error
-    // one, for middleware above that wants a BoxError.
-    let rejected: BoxError = service.ready().await.unwrap().call(upstream.request()).await.unwrap_err().into_boxed();
-    assert!(rejected.downcast_ref::<fusebox::Rejected>().is_some(), "{rejected:?}");
+    let rejected: BoxError = service.ready().await.unwrap().call(Request::new(())).await.unwrap_err().into_boxed();
+    assert!(rejected.downcast_ref::<Rejected>().is_some(), "{rejected:?}");
     assert_eq!(counts(&breaker), (0, 1, 1));
 }
 
@@ -337,7 +287,6 @@ fn a_panic_in_the_inner_service_counts_as_a_failure() {
 
 #[test]
 fn the_http_classifier_counts_5xx_and_optionally_429_as_failures() {
-    use fusebox::Outcome;
     let plain = ServerErrorsAsFailures::new();
     let shedding = ServerErrorsAsFailures::new().too_many_requests_as_failure();
     for (status, plain_outcome, shedding_outcome) in [
