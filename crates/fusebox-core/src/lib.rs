@@ -74,6 +74,10 @@
 //! cell's source), so do not use its state to publish your own data between
 //! threads.
 
+// docs.rs builds with `--cfg docsrs` on nightly: each feature-gated item then
+// carries a badge naming its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod backoff;
 mod breaker;
 mod builder;
@@ -106,3 +110,8 @@ pub use word::{State, StateWord};
 /// The clock crate the breaker runs on, re-exported so that
 /// `quanta::Clock::mock()` in tests matches the breaker's version.
 pub use quanta;
+
+/// The README's example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;

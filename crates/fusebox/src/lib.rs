@@ -129,6 +129,10 @@
 //! `Breaker`) on every clock read, which is most of what a rejection costs;
 //! the mock already covers tests.
 
+// docs.rs builds with `--cfg docsrs` on nightly: each feature-gated item then
+// carries a badge naming its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod breaker;
 mod builder;
 mod call_future;
