@@ -320,63 +320,102 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let field = self.field();
+        f.write_str("invalid breaker config: ")?;
         match *self {
             ConfigError::Threshold { value } => {
-                write!(f, "invalid breaker config: {field} = {value} exceeds the limit {}", Config::MAX_THRESHOLD)
+                write!(f, "{field} = {value} is over the limit of {}", Config::MAX_THRESHOLD)
             }
             ConfigError::HalfOpenMax { value } => {
-                write!(f, "invalid breaker config: {field} = {value} exceeds the limit {}", Config::MAX_HALF_OPEN)
+                write!(f, "{field} = {value} is over the limit of {}", Config::MAX_HALF_OPEN)
             }
-            ConfigError::Timeout { value } => write!(
-                f,
-                "invalid breaker config: {field} = {value:?} exceeds the limit {:?} ({} ticks of {TICK:?})",
-                Config::MAX_TIMEOUT,
-                word::MAX_TIMEOUT_TICKS,
-            ),
+            ConfigError::Timeout { value } => {
+                write!(f, "{field} = {} is over the limit of {} (2^36 ms)", Human(value), Human(Config::MAX_TIMEOUT))
+            }
             ConfigError::SuccessThreshold { value } => {
-                write!(
-                    f,
-                    "invalid breaker config: {field} = {value} exceeds the limit {}",
-                    Config::MAX_SUCCESS_THRESHOLD
-                )
+                write!(f, "{field} = {value} is over the limit of {}", Config::MAX_SUCCESS_THRESHOLD)
             }
             ConfigError::BackoffFactor { value } => {
-                write!(f, "invalid breaker config: {field} = {value} is outside the limits 1..=65.535")
+                write!(f, "{field} = {value} is outside the limits 1 to 65.535")
             }
             ConfigError::BackoffMax { value } => write!(
                 f,
-                "invalid breaker config: backoff.max = {value:?} is below the timeout or above the limit {:?}",
-                Config::MAX_TIMEOUT
+                "{field} = {} is below the timeout or over the limit of {}",
+                Human(value),
+                Human(Config::MAX_TIMEOUT)
             ),
             ConfigError::BackoffSteps { factor, max } => write!(
                 f,
-                "invalid breaker config: backoff.factor = {factor} takes more than {} steps to reach backoff.max = {max:?}",
-                crate::backoff::MAX_STEPS
+                "backoff.factor = {factor} takes more than {} opens in a row to reach backoff.max = {}: \
+                 raise the factor or lower the cap",
+                crate::backoff::MAX_STEPS,
+                Human(max)
             ),
-            ConfigError::HalfOpenCount { half_open_max, success_threshold, backoff_steps } => write!(
-                f,
-                "invalid breaker config: half_open_max = {half_open_max}, success_threshold = {success_threshold} and a \
-                 backoff of {backoff_steps} steps need {} bits of the half-open count, over the limit {}",
-                u32::from(bits(half_open_max))
-                    + u32::from(bits(success_threshold - 1))
-                    + u32::from(bits(backoff_steps)),
-                word::COUNT_BITS
-            ),
+            ConfigError::HalfOpenCount { half_open_max, success_threshold, backoff_steps } => {
+                let (probes, successes, steps) =
+                    (bits(half_open_max), bits(success_threshold - 1), bits(backoff_steps));
+                write!(
+                    f,
+                    "half_open_max = {half_open_max} ({probes} bits), success_threshold = {success_threshold} \
+                     ({successes} bits) and a backoff of {backoff_steps} steps ({steps} bits) need {} bits of the \
+                     half-open state, over the {} it has: lower half_open_max or success_threshold, or let the \
+                     backoff reach its cap in fewer steps (a larger backoff.factor or a smaller backoff.max)",
+                    u32::from(probes) + u32::from(successes) + u32::from(steps),
+                    word::COUNT_BITS
+                )
+            }
             ConfigError::FailureRatio { value } => {
-                write!(f, "invalid breaker config: {field} = {value} is outside the limits (0, 1]")
+                write!(f, "{field} = {value} is outside the limits: above 0, at most 1")
             }
             ConfigError::RateWindow { value } => write!(
                 f,
-                "invalid breaker config: {field} = {value:?} is outside the limits {:?}..={:?}",
-                crate::FailureRate::MIN_WINDOW,
-                crate::FailureRate::MAX_WINDOW
+                "{field} = {} is outside the limits {} to {}",
+                Human(value),
+                Human(crate::FailureRate::MIN_WINDOW),
+                Human(crate::FailureRate::MAX_WINDOW)
             ),
             ConfigError::SlowCall { value } => write!(
                 f,
-                "invalid breaker config: {field} = {value:?} is outside the limits 1ms..={:?}",
-                Config::MAX_TIMEOUT
+                "{field} = {} is outside the limits {} to {}",
+                Human(value),
+                Human(TICK),
+                Human(Config::MAX_TIMEOUT)
             ),
         }
+    }
+}
+
+/// A duration in the unit a person would pick: `250 ms`, `1.5 s`, `24 h`,
+/// `2.18 years`; at most two decimals, trailing zeros dropped.
+pub(crate) struct Human(pub(crate) Duration);
+
+impl fmt::Display for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MINUTE: f64 = 60.0;
+        const HOUR: f64 = 60.0 * MINUTE;
+        const DAY: f64 = 24.0 * HOUR;
+        const YEAR: f64 = 365.25 * DAY;
+        let secs = self.0.as_secs_f64();
+        let (value, unit) = if secs < 1e-6 {
+            (self.0.as_nanos() as f64, "ns")
+        } else if secs < 1e-3 {
+            (secs * 1e6, "µs")
+        } else if secs < 1.0 {
+            (secs * 1e3, "ms")
+        } else if secs < 2.0 * MINUTE {
+            (secs, "s")
+        } else if secs < 2.0 * HOUR {
+            (secs / MINUTE, "min")
+        } else if secs < 2.0 * DAY {
+            (secs / HOUR, "h")
+        } else if secs < YEAR {
+            (secs / DAY, "days")
+        } else {
+            (secs / YEAR, "years")
+        };
+        let text = format!("{value:.2}");
+        let text = text.trim_end_matches('0').trim_end_matches('.');
+        let unit = if text == "1" && unit == "years" { "year" } else { unit };
+        write!(f, "{text} {unit}")
     }
 }
 
@@ -392,23 +431,57 @@ mod tests {
             (
                 ConfigError::FailureRatio { value: 1.5 },
                 "failure_rate.ratio",
-                "failure_rate.ratio = 1.5 is outside the limits (0, 1]",
+                "failure_rate.ratio = 1.5 is outside the limits: above 0, at most 1",
             ),
             (
                 ConfigError::RateWindow { value: Duration::from_millis(3) },
                 "failure_rate.window",
-                "failure_rate.window = 3ms is outside the limits 10ms..=86400s",
+                "failure_rate.window = 3 ms is outside the limits 10 ms to 24 h",
             ),
             (
                 ConfigError::SlowCall { value: Duration::ZERO },
                 "slow_call",
-                "slow_call = 0ns is outside the limits 1ms..=68719476.736s",
+                "slow_call = 0 ns is outside the limits 1 ms to 2.18 years",
             ),
         ];
         for (err, field, message) in cases {
             assert_eq!(err.field(), field);
             assert_eq!(err.to_string(), format!("invalid breaker config: {message}"));
         }
+    }
+
+    #[test]
+    fn durations_print_in_the_unit_a_person_would_pick() {
+        for (duration, text) in [
+            (Duration::ZERO, "0 ns"),
+            (Duration::from_nanos(999), "999 ns"),
+            (Duration::from_micros(1), "1 µs"),
+            (Duration::from_micros(1_500), "1.5 ms"),
+            (Duration::from_millis(250), "250 ms"),
+            (Duration::from_millis(1_000), "1 s"),
+            (Duration::from_millis(119_990), "119.99 s"),
+            (Duration::from_secs(120), "2 min"),
+            (Duration::from_secs(90 * 60), "90 min"),
+            (Duration::from_secs(24 * 3600), "24 h"),
+            (Duration::from_secs(2 * 24 * 3600), "2 days"),
+            (Duration::from_secs(36_525 * 864), "1 year"),
+            (Config::MAX_TIMEOUT, "2.18 years"),
+        ] {
+            assert_eq!(Human(duration).to_string(), text, "{duration:?}");
+        }
+    }
+
+    #[test]
+    fn a_half_open_state_too_small_for_the_options_says_which_fields_to_lower() {
+        let err = ConfigError::HalfOpenCount { half_open_max: 300, success_threshold: 200, backoff_steps: 10 };
+        assert_eq!(err.field(), "half_open_max + success_threshold + backoff");
+        assert_eq!(
+            err.to_string(),
+            "invalid breaker config: half_open_max = 300 (9 bits), success_threshold = 200 (8 bits) and a backoff of \
+             10 steps (4 bits) need 21 bits of the half-open state, over the 16 it has: lower half_open_max or \
+             success_threshold, or let the backoff reach its cap in fewer steps (a larger backoff.factor or a \
+             smaller backoff.max)"
+        );
     }
 
     #[test]
@@ -430,16 +503,24 @@ mod tests {
     fn values_past_the_layout_are_refused_with_field_value_and_limit() {
         let err = Config { threshold: 65_536, ..Config::default() }.validate().unwrap_err();
         assert_eq!(err, ConfigError::Threshold { value: 65_536 });
-        assert_eq!(err.to_string(), "invalid breaker config: threshold = 65536 exceeds the limit 65535");
+        assert_eq!(err.to_string(), "invalid breaker config: threshold = 65536 is over the limit of 65535");
 
         let err = Config { half_open_max: u32::MAX, ..Config::default() }.validate().unwrap_err();
         assert_eq!(err.field(), "half_open_max");
-        assert_eq!(err.to_string(), "invalid breaker config: half_open_max = 4294967295 exceeds the limit 65535");
+        assert_eq!(err.to_string(), "invalid breaker config: half_open_max = 4294967295 is over the limit of 65535");
 
         let too_long = Config::MAX_TIMEOUT + Duration::from_nanos(1);
         let err = Config { timeout: too_long, ..Config::default() }.validate().unwrap_err();
         assert_eq!(err, ConfigError::Timeout { value: too_long });
-        assert!(err.to_string().starts_with("invalid breaker config: timeout = 68719476.736000001s exceeds the limit"));
+        assert_eq!(
+            err.to_string(),
+            "invalid breaker config: timeout = 2.18 years is over the limit of 2.18 years (2^36 ms)"
+        );
+        let err = Config { timeout: Duration::from_secs(3 * 365 * 24 * 3600), ..Config::default() }.validate();
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "invalid breaker config: timeout = 3 years is over the limit of 2.18 years (2^36 ms)"
+        );
 
         let err = Config { timeout: Duration::MAX, ..Config::default() }.validate().unwrap_err();
         assert_eq!(err.field(), "timeout");

@@ -60,7 +60,7 @@
 //! let config: Config = serde_json::from_str(r#"{ "threshold": 3, "timeout_ms": 1500 }"#).unwrap();
 //! assert_eq!(config, Config { threshold: 3, timeout: Duration::from_millis(1500), half_open_max: 0 });
 //! let err = serde_json::from_str::<Config>(r#"{ "threshold": 70000 }"#).unwrap_err();
-//! assert!(err.to_string().contains("threshold = 70000 exceeds the limit 65535"), "{err}");
+//! assert!(err.to_string().contains("threshold = 70000 is over the limit of 65535"), "{err}");
 //! # }
 //! ```
 //!

@@ -17,7 +17,7 @@ use crate::word::{State, StateWord};
 /// ```
 /// use fusebox_core::Reason;
 ///
-/// assert_eq!(Reason::ThresholdReached.to_string(), "threshold_reached");
+/// assert_eq!(Reason::ThresholdReached.to_string(), "threshold reached");
 /// assert_eq!(Reason::ProbesReplaced.as_str(), "probes_replaced");
 /// ```
 ///
@@ -60,7 +60,9 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// The reason in snake case, as logs and metric labels spell it.
+    /// The reason as an identifier in snake case (`threshold_reached`), as
+    /// serialized values and `tracing` fields spell it; `Display` gives it
+    /// in words (`threshold reached`).
     pub const fn as_str(self) -> &'static str {
         match self {
             Reason::ThresholdReached => "threshold_reached",
@@ -77,8 +79,19 @@ impl Reason {
 }
 
 impl fmt::Display for Reason {
+    /// In words: `threshold reached`, `probe failed`, `failure rate reached`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(match self {
+            Reason::ThresholdReached => "threshold reached",
+            Reason::ProbeFailed => "probe failed",
+            Reason::ProbeSucceeded => "probe succeeded",
+            Reason::TimeoutElapsed => "timeout elapsed",
+            Reason::ProbesReplaced => "probes replaced",
+            Reason::Tripped => "tripped",
+            Reason::Reset => "reset",
+            Reason::Isolated => "isolated",
+            Reason::FailureRateReached => "failure rate reached",
+        })
     }
 }
 
@@ -178,8 +191,9 @@ impl fmt::Debug for Transition {
 }
 
 impl fmt::Display for Transition {
-    /// `users: closed -> open (threshold_reached, #1)`; without a name the
-    /// line starts at the states.
+    /// `users: closed -> open (threshold reached, #1)`, in the words of the
+    /// states' and the reason's `Display`; without a name the line starts at
+    /// the states.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(name) = &self.name {
             write!(f, "{name}: ")?;

@@ -22,9 +22,9 @@ use crate::time::ticks_rounded_up;
 use crate::word::State;
 
 impl Serialize for State {
-    /// As its [`as_snake_case`](State::as_snake_case) string.
+    /// As its [`as_str`](State::as_str) string.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_snake_case())
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -113,9 +113,9 @@ mod tests {
     #[test]
     fn out_of_range_values_are_refused_with_the_limit() {
         for (json, field) in [
-            (r#"{"threshold":65536}"#, "threshold = 65536 exceeds the limit 65535"),
-            (r#"{"half_open_max":100000}"#, "half_open_max = 100000 exceeds the limit 65535"),
-            (r#"{"timeout_ms":68719476737}"#, "timeout = 68719476.737s exceeds the limit"),
+            (r#"{"threshold":65536}"#, "threshold = 65536 is over the limit of 65535"),
+            (r#"{"half_open_max":100000}"#, "half_open_max = 100000 is over the limit of 65535"),
+            (r#"{"timeout_ms":68719476737}"#, "timeout = 2.18 years is over the limit of 2.18 years"),
         ] {
             let err = serde_json::from_str::<Config>(json).unwrap_err().to_string();
             assert!(err.contains(field), "{json}: {err}");

@@ -568,7 +568,10 @@ mod tests {
         let ring = Ring::default();
         assert_eq!(format!("{ring:?}"), format!("Ring {{ generation: {}, newest: 0, .. }}", u64::MAX));
         let err = FailureRate::new(2.0, 1, Duration::from_secs(1)).validate().unwrap_err();
-        assert_eq!(err.to_string(), "invalid breaker config: failure_rate.ratio = 2 is outside the limits (0, 1]");
+        assert_eq!(
+            err.to_string(),
+            "invalid breaker config: failure_rate.ratio = 2 is outside the limits: above 0, at most 1"
+        );
     }
 
     #[test]

@@ -46,9 +46,15 @@ const _: () = assert!(MAX_ELAPSED_TICKS + 1 - MAX_TIMEOUT_TICKS >= MAX_TIMEOUT_T
 
 /// The three states of a circuit breaker.
 ///
+/// Two spellings, one per kind of output: [`as_str`](Self::as_str) gives the
+/// identifier machines read (`closed`, `open`, `half_open`: serde, the
+/// Prometheus `state` label, the `tracing` fields), and `Display` the text
+/// people read (`closed`, `open`, `half-open`, as the Go package prints it).
+///
 /// ```
 /// use fusebox_core::State;
 ///
+/// assert_eq!(State::HalfOpen.as_str(), "half_open");
 /// assert_eq!(State::HalfOpen.to_string(), "half-open");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,16 +77,16 @@ pub(crate) enum Stored {
 }
 
 impl State {
-    /// The state in snake case (`closed`, `open`, `half_open`), as metric
-    /// labels and serialized values spell it; `Display` gives the Go
-    /// package's `half-open`.
+    /// The state as an identifier in snake case (`closed`, `open`,
+    /// `half_open`), as serialized values, metric labels and `tracing`
+    /// fields spell it; `Display` gives the Go package's `half-open`.
     ///
     /// ```
     /// use fusebox_core::State;
     ///
-    /// assert_eq!(State::HalfOpen.as_snake_case(), "half_open");
+    /// assert_eq!(State::HalfOpen.as_str(), "half_open");
     /// ```
-    pub const fn as_snake_case(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             State::Closed => "closed",
             State::Open => "open",

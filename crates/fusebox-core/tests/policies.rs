@@ -203,21 +203,27 @@ fn policies_that_do_not_fit_are_refused_naming_field_value_and_limit() {
     };
     let err = build(Backoff::exponential(0.5, Duration::from_secs(9)), 1, 1).unwrap_err();
     assert_eq!(err, ConfigError::BackoffFactor { value: 0.5 });
-    assert_eq!(err.to_string(), "invalid breaker config: backoff.factor = 0.5 is outside the limits 1..=65.535");
+    assert_eq!(err.to_string(), "invalid breaker config: backoff.factor = 0.5 is outside the limits 1 to 65.535");
     let err = build(Backoff::exponential(2.0, Duration::from_millis(999)), 1, 1).unwrap_err();
     assert_eq!(err.field(), "backoff.max");
-    assert!(err.to_string().contains("999ms is below the timeout or above the limit"), "{err}");
+    assert!(
+        err.to_string().contains("backoff.max = 999 ms is below the timeout or over the limit of 2.18 years"),
+        "{err}"
+    );
     let err = build(Backoff::exponential(1.001, Config::MAX_TIMEOUT), 1, 1).unwrap_err();
-    assert!(err.to_string().contains("takes more than 63 steps"), "{err}");
+    assert!(err.to_string().contains("takes more than 63 opens in a row to reach backoff.max = 2.18 years"), "{err}");
     let err = build(Backoff::fixed(), 70_000, 1).unwrap_err();
-    assert_eq!(err.to_string(), "invalid breaker config: success_threshold = 70000 exceeds the limit 32768");
+    assert_eq!(err.to_string(), "invalid breaker config: success_threshold = 70000 is over the limit of 32768");
     assert!(build(Backoff::fixed(), 32_768, 1).is_ok(), "32 767 successes so far and one slot fill 16 bits");
     assert_eq!(build(Backoff::fixed(), 32_769, 1), Err(ConfigError::SuccessThreshold { value: 32_769 }));
     // 4095 probes (12 bits) and 16 successes (4 bits) fill the count; a backoff does not fit beside them.
     assert!(build(Backoff::fixed(), 16, 4_095).is_ok());
     let err = build(Backoff::exponential(2.0, Duration::from_secs(8)), 16, 4_095).unwrap_err();
     assert_eq!(err, ConfigError::HalfOpenCount { half_open_max: 4_095, success_threshold: 16, backoff_steps: 4 });
-    assert!(err.to_string().contains("need 19 bits of the half-open count, over the limit 16"), "{err}");
+    assert!(
+        err.to_string().contains("need 19 bits of the half-open state, over the 16 it has: lower half_open_max"),
+        "{err}"
+    );
     // A few thousand probes with a realistic backoff and one success still fit.
     assert!(build(Backoff::exponential(2.0, Duration::from_secs(60)), 1, 2_000).is_ok());
     // 17 doubling steps (5 bits) beside 2 047 probes (11 bits) fit; beside 4 095 (12) they do not.

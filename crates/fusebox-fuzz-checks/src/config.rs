@@ -492,7 +492,14 @@ pub fn check_validation(config: &Config) -> Option<Limits> {
                 }
                 ConfigError::Timeout { value } => {
                     assert_eq!(value, config.timeout, "the value in {err:?}");
-                    ("timeout", !timeout_ok, format!("{value:?}"), format!("{:?}", Config::MAX_TIMEOUT))
+                    // Durations print in human units, rounded: the limit is
+                    // the exact part of the message.
+                    (
+                        "timeout",
+                        !timeout_ok,
+                        "timeout = ".to_string(),
+                        "over the limit of 2.18 years (2^36 ms)".to_string(),
+                    )
                 }
                 other => panic!("a ConfigError this check does not know: {other:?}"),
             };

@@ -254,7 +254,7 @@ impl Builder {
     /// let _ = breaker.call(|| Err::<(), _>("connection refused"));
     /// let opened = received.try_recv().unwrap();
     /// assert_eq!((opened.from(), opened.to(), opened.reason()), (State::Closed, State::Open, Reason::ThresholdReached));
-    /// assert_eq!(opened.to_string(), "users: closed -> open (threshold_reached, #1)");
+    /// assert_eq!(opened.to_string(), "users: closed -> open (threshold reached, #1)");
     /// # Ok::<(), fusebox::ConfigError>(())
     /// ```
     pub fn on_transition(self, listener: impl Fn(&Transition) + Send + Sync + 'static) -> Builder {

@@ -267,7 +267,7 @@ impl Collector for BreakerCollector {
             let mut family = encoder.encode_descriptor("circuit_breaker_state", help, None, MetricType::Gauge)?;
             for (name, _, current) in &breakers {
                 for state in [State::Closed, State::Open, State::HalfOpen] {
-                    let labels = [("breaker", name.as_str()), ("state", state.as_snake_case())];
+                    let labels = [("breaker", name.as_str()), ("state", state.as_str())];
                     ConstGauge::new(i64::from(state == *current)).encode(family.encode_family(&labels)?)?;
                 }
             }

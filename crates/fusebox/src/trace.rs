@@ -6,7 +6,7 @@ use fusebox_core::{State, Transition};
 /// opens, `info` for every other change. Fields: `name`, `from`, `to`,
 /// `reason` (snake case, as metric labels spell them) and `sequence`.
 pub(crate) fn transition(t: &Transition) {
-    let (name, from, to, reason) = (t.name(), t.from().as_snake_case(), t.to().as_snake_case(), t.reason().as_str());
+    let (name, from, to, reason) = (t.name(), t.from().as_str(), t.to().as_str(), t.reason().as_str());
     let sequence = t.sequence();
     if t.to() == State::Open {
         tracing::warn!(target: "fusebox", name, from, to, reason, sequence, "circuit breaker opened");

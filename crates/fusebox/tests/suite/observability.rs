@@ -315,8 +315,7 @@ mod prometheus {
             assert_eq!(calls("rejected"), counts.rejections as f64, "{name}");
             assert_eq!(value(&samples, "circuit_breaker_opens_total", &[("breaker", name)]), counts.opens as f64);
             for state in [State::Closed, State::Open, State::HalfOpen] {
-                let gauge =
-                    value(&samples, "circuit_breaker_state", &[("breaker", name), ("state", state.as_snake_case())]);
+                let gauge = value(&samples, "circuit_breaker_state", &[("breaker", name), ("state", state.as_str())]);
                 assert_eq!(gauge, f64::from(u8::from(state == breaker.state())), "{name} {state}");
             }
         }

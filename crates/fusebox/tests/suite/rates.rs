@@ -258,12 +258,15 @@ fn config_errors_name_the_rate_and_the_slow_call() {
     let (builder_a, _mock) = builder(1);
     let err = builder_a.failure_rate(rate(0.0, 1, 10)).build().unwrap_err();
     assert_eq!(err.field(), "failure_rate.ratio");
-    assert_eq!(err.to_string(), "invalid breaker config: failure_rate.ratio = 0 is outside the limits (0, 1]");
+    assert_eq!(
+        err.to_string(),
+        "invalid breaker config: failure_rate.ratio = 0 is outside the limits: above 0, at most 1"
+    );
     let (builder_b, _mock) = builder(1);
     let err = builder_b.failure_rate(FailureRate::new(0.5, 1, Duration::from_millis(5))).build().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid breaker config: failure_rate.window = 5ms is outside the limits 10ms..=86400s"
+        "invalid breaker config: failure_rate.window = 5 ms is outside the limits 10 ms to 24 h"
     );
     let (builder_c, _mock) = builder(1);
     let err = builder_c.slow_call(Duration::ZERO).build().unwrap_err();
