@@ -87,7 +87,9 @@
 //!   time.
 //! - `serde`: `Serialize` for [`State`], [`Counts`], [`Reason`],
 //!   [`Transition`] and [`Config`], and a validated `Deserialize` for
-//!   [`Config`].
+//!   [`Config`] and for [`Settings`], a config file's entry for one breaker
+//!   with the builder's rules (failure rate, slow calls, backoff, success
+//!   threshold).
 //!
 //! ```
 //! use fusebox::{Breaker, Config, Reason, State};
@@ -146,6 +148,7 @@ mod permit;
 pub mod prometheus;
 #[cfg(feature = "registry")]
 pub mod registry;
+mod settings;
 #[cfg(feature = "tower")]
 pub mod tower;
 #[cfg(feature = "tracing")]
@@ -161,6 +164,7 @@ pub use error::Error;
 pub use permit::{OwnedPermit, Permit, PermitOf};
 #[cfg(feature = "registry")]
 pub use registry::{Registry, RegistryError};
+pub use settings::Settings;
 
 pub use fusebox_core::{
     Backoff, Config, ConfigError, CoreBreaker, FailureRate, Jitter, Outcome, Reason, RecentClock, Recorded, Rejected,
