@@ -1,16 +1,20 @@
 //! The breaker against its floor and its peers.
 //!
 //! ```sh
-//! cargo bench -p fusebox-benches                 # the full suite, about 2 minutes on 2 cores
-//! cargo bench -p fusebox-benches -- --quick      # criterion's quick mode
-//! cargo bench -p fusebox-benches -- closed_success   # one group
-//! BENCH_THREADS=4 cargo bench -p fusebox-benches -- contended
+//! cargo bench -p fusebox-benches --bench breaker                      # the suite, about 1.5 minutes on 2 cores
+//! cargo bench -p fusebox-benches --bench breaker -- --quick           # criterion's quick mode
+//! cargo bench -p fusebox-benches --bench breaker -- closed_success    # one group
+//! BENCH_THREADS=4 cargo bench -p fusebox-benches --bench breaker -- contended
 //! ```
 //!
+//! `--bench breaker` matters: without it cargo also runs the instruction
+//! harness, which rejects criterion's options.
+//!
 //! Groups: `closed_success`, `contended`, `open_reject`, `failure_path`,
-//! `async`, `tower` (the layer), `core`, `clock`, `recent_clock` (the opt-in
-//! coarse clock), `failure_rate` (the rate rule and slow calls, beside the
-//! crates.io `breaker` 2.x and tower-resilience's time-based window).
+//! `async`, `tower` (the layer), `observability`, `core`, `clock`,
+//! `recent_clock` (the opt-in coarse clock), `failure_rate` (the rate rule
+//! and slow calls, beside the crates.io `breaker` 2.x and tower-resilience's
+//! time-based window).
 //! `BENCHMARKS.md` at the repository root has the numbers and what they mean.
 
 use std::future::Future;
