@@ -1136,7 +1136,7 @@ fn closed_admission_races_opening() {
         assert!(run.applied(0, 0), "{run:?}");
         assert_eq!(fields(run.last), (State::Open, 0, 1, 10), "{run:?}");
         if let Ret::Rejected(rejected) = run.ret(1, 0) {
-            assert_eq!(rejected.retry_after(), Duration::from_millis(TIMEOUT_MS - 10), "{run:?}");
+            assert_eq!(rejected.retry_after(), Some(Duration::from_millis(TIMEOUT_MS - 10)), "{run:?}");
         }
         match run.call_went(1) {
             "rejected" => "rejected".to_string(),

@@ -48,7 +48,7 @@ pub enum Jitter {
 ///     .build()?;
 /// let ticket = breaker.acquire_at(Timestamp::ZERO)?;
 /// breaker.record_at(ticket, Outcome::Failure, Timestamp::ZERO);
-/// let first = breaker.acquire_at(Timestamp::ZERO).unwrap_err().retry_after();
+/// let first = breaker.acquire_at(Timestamp::ZERO).unwrap_err().retry_after().unwrap();
 /// assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -294,7 +294,7 @@ impl CoreBreaker {
     /// let (clock, mock) = fusebox_core::quanta::Clock::mock();
     /// let breaker = CoreBreaker::with_clock(Config::default(), clock)?;
     /// breaker.trip_for(Duration::from_secs(120)); // Retry-After: 120
-    /// assert_eq!(breaker.acquire().unwrap_err().retry_after(), Duration::from_secs(120));
+    /// assert_eq!(breaker.acquire().unwrap_err().retry_after(), Some(Duration::from_secs(120)));
     /// mock.increment(Duration::from_secs(120));
     /// assert_eq!(breaker.state(), State::HalfOpen);
     /// # Ok::<(), fusebox_core::ConfigError>(())

@@ -154,7 +154,7 @@ impl Builder {
     /// for _ in 0..5 {
     ///     let ticket = breaker.acquire_at(now)?; // the first call, then each probe
     ///     breaker.record_at(ticket, Outcome::Failure, now);
-    ///     let open_for = breaker.acquire_at(now).unwrap_err().retry_after();
+    ///     let open_for = breaker.acquire_at(now).unwrap_err().retry_after().unwrap();
     ///     lasted.push(open_for.as_secs());
     ///     now = Timestamp::from_millis(now.as_millis() + open_for.as_millis() as u64);
     /// }

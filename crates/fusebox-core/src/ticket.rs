@@ -101,7 +101,8 @@ pub enum Recorded {
 /// mock.increment(Duration::from_secs(4));
 /// let rejected = breaker.acquire().unwrap_err();
 /// assert_eq!(rejected.to_string(), "circuit breaker is open");
-/// assert_eq!(rejected.retry_after(), Duration::from_secs(6));
+/// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(6)));
+/// assert_eq!(rejected.retry_after_secs(), Some(6)); // a `Retry-After` header's value
 /// # Ok::<(), fusebox_core::ConfigError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -123,18 +124,36 @@ impl Rejected {
     }
 
     /// How long until the breaker lets a probe through, at the latest (a
-    /// half-open breaker frees a slot sooner if a probe reports).
+    /// half-open breaker frees a slot sooner if a probe reports), in whole
+    /// milliseconds.
     ///
-    /// A breaker held open by `isolate` lets nothing through until it is
-    /// reset, so it has no such time: then this is
-    /// [`Config::MAX_TIMEOUT`](crate::Config::MAX_TIMEOUT) (long, and safe to
-    /// add to an `Instant`), and [`is_held_open`](Self::is_held_open) says so.
-    pub const fn retry_after(&self) -> Duration {
-        if self.retry_after_ticks == HELD_OPEN {
-            crate::Config::MAX_TIMEOUT
-        } else {
-            Duration::from_millis(self.retry_after_ticks)
-        }
+    /// `None` for a breaker held open by `isolate`: it lets nothing through
+    /// until someone resets it, so there is no time to wait for (and
+    /// [`is_held_open`](Self::is_held_open) is true).
+    pub const fn retry_after(&self) -> Option<Duration> {
+        if self.retry_after_ticks == HELD_OPEN { None } else { Some(Duration::from_millis(self.retry_after_ticks)) }
+    }
+
+    /// [`retry_after`](Self::retry_after) in whole seconds, rounded up: the
+    /// value of an HTTP `Retry-After` header. `None` for a breaker held
+    /// open, where a client should not be told when to come back.
+    ///
+    /// ```
+    /// use fusebox_core::{Config, CoreBreaker};
+    /// use std::time::Duration;
+    ///
+    /// let (clock, mock) = fusebox_core::quanta::Clock::mock();
+    /// let breaker = CoreBreaker::with_clock(Config { timeout: Duration::from_millis(2_500), ..Config::default() }, clock)?;
+    /// breaker.trip();
+    /// assert_eq!(breaker.acquire().unwrap_err().retry_after_secs(), Some(3));
+    /// mock.increment(Duration::from_millis(2_499));
+    /// assert_eq!(breaker.acquire().unwrap_err().retry_after_secs(), Some(1), "1 ms left is 1 s, never 0");
+    /// breaker.isolate();
+    /// assert_eq!(breaker.acquire().unwrap_err().retry_after_secs(), None);
+    /// # Ok::<(), fusebox_core::ConfigError>(())
+    /// ```
+    pub const fn retry_after_secs(&self) -> Option<u64> {
+        if self.retry_after_ticks == HELD_OPEN { None } else { Some(self.retry_after_ticks.div_ceil(1_000)) }
     }
 
     /// Whether the breaker is held open by `isolate`: no call goes through

@@ -23,7 +23,7 @@ fn breaker(backoff: Backoff, successes: u32) -> (CoreBreaker, Arc<Mock>) {
 fn fail_and_wait(breaker: &CoreBreaker, mock: &Mock) -> Duration {
     let ticket = breaker.acquire().expect("closed, or the open is over");
     assert_eq!(breaker.record(ticket, Outcome::Failure), Recorded::Applied);
-    let open_for = breaker.acquire().unwrap_err().retry_after();
+    let open_for = breaker.acquire().unwrap_err().retry_after().expect("open, not held open");
     mock.increment(open_for);
     open_for
 }
@@ -57,7 +57,7 @@ fn retry_after_counts_down_a_backed_off_open() {
     let ticket = b.acquire().unwrap();
     b.record(ticket, Outcome::Failure); // the second open: 3 s
     mock.increment(Duration::from_millis(1_250));
-    assert_eq!(b.acquire().unwrap_err().retry_after(), Duration::from_millis(1_750));
+    assert_eq!(b.acquire().unwrap_err().retry_after(), Some(Duration::from_millis(1_750)));
     assert_eq!(b.state(), State::Open);
     mock.increment(Duration::from_millis(1_750));
     assert_eq!(b.state(), State::HalfOpen);
@@ -69,7 +69,7 @@ fn a_reset_starts_the_streak_over_and_trip_advances_it() {
     fail_and_wait(&b, &mock);
     fail_and_wait(&b, &mock);
     b.trip(); // the third open in a row
-    assert_eq!(b.acquire().unwrap_err().retry_after(), Duration::from_secs(4));
+    assert_eq!(b.acquire().unwrap_err().retry_after(), Some(Duration::from_secs(4)));
     b.reset();
     assert_eq!(fail_and_wait(&b, &mock), SECOND);
 }
@@ -138,7 +138,7 @@ fn hung_probes_are_replaced_after_the_backed_off_duration() {
     fail_and_wait(&b, &mock); // the streak is 2: opens (and leases) of 2 s
     let _hung = b.acquire().unwrap();
     mock.increment(Duration::from_millis(1_999));
-    assert_eq!(b.acquire().unwrap_err().retry_after(), Duration::from_millis(1));
+    assert_eq!(b.acquire().unwrap_err().retry_after(), Some(Duration::from_millis(1)));
     mock.increment(Duration::from_millis(1));
     assert!(b.acquire().is_ok(), "a fresh round after the lease");
 }
@@ -148,21 +148,21 @@ fn trip_for_opens_for_exactly_that_long_and_keeps_the_streak() {
     let (b, mock) = breaker(Backoff::exponential(2.0, Duration::from_secs(60)), 1);
     fail_and_wait(&b, &mock); // streak 1
     b.trip_for(Duration::from_secs(120)); // Retry-After: 120
-    assert_eq!(b.acquire().unwrap_err().retry_after(), Duration::from_secs(120));
+    assert_eq!(b.acquire().unwrap_err().retry_after(), Some(Duration::from_secs(120)));
     mock.increment(Duration::from_millis(119_999));
     assert_eq!(b.state(), State::Open);
     mock.increment(Duration::from_millis(1));
     assert_eq!(b.state(), State::HalfOpen);
     let probe = b.acquire().unwrap();
     b.record(probe, Outcome::Failure);
-    assert_eq!(b.acquire().unwrap_err().retry_after(), 2 * SECOND, "the streak went on from 1");
+    assert_eq!(b.acquire().unwrap_err().retry_after(), Some(2 * SECOND), "the streak went on from 1");
 }
 
 #[test]
 fn trip_for_is_capped_at_the_longest_timeout() {
     let (b, _mock) = breaker(Backoff::fixed(), 1);
     b.trip_for(Duration::MAX);
-    assert_eq!(b.acquire().unwrap_err().retry_after(), Config::MAX_TIMEOUT);
+    assert_eq!(b.acquire().unwrap_err().retry_after(), Some(Config::MAX_TIMEOUT));
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn isolate_admits_nothing_however_long_until_reset() {
         mock.increment(Duration::from_secs(365 * 24 * 3_600));
         let rejected = b.acquire().unwrap_err();
         assert!(rejected.is_held_open());
-        assert_eq!(rejected.retry_after(), Config::MAX_TIMEOUT);
+        assert_eq!((rejected.retry_after(), rejected.retry_after_secs()), (None, None), "no time to come back at");
         assert_eq!(rejected.to_string(), "circuit breaker is held open");
         assert_eq!(b.state(), State::Open);
     }

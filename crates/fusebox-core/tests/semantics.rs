@@ -45,7 +45,7 @@ fn open_rejects_until_the_timeout_then_admits_one_probe() {
     let (b, mock) = breaker(1, 1, 100);
     fail(&b, 1);
     mock.increment(Duration::from_millis(99));
-    assert_eq!(b.acquire().unwrap_err().retry_after(), Duration::from_millis(1));
+    assert_eq!(b.acquire().unwrap_err().retry_after(), Some(Duration::from_millis(1)));
     mock.increment(Duration::from_millis(1));
     let probe = b.acquire().expect("the first acquire after the timeout is a probe");
     assert_eq!(b.snapshot().phase(), State::HalfOpen);
@@ -89,7 +89,7 @@ fn probe_failure_reopens_and_restarts_the_timer() {
     b.record(probe, Outcome::Failure);
     assert_eq!(b.state(), State::Open);
     mock.increment(Duration::from_millis(99));
-    assert_eq!(b.acquire().unwrap_err().retry_after(), Duration::from_millis(1));
+    assert_eq!(b.acquire().unwrap_err().retry_after(), Some(Duration::from_millis(1)));
     mock.increment(Duration::from_millis(1));
     assert!(b.acquire().is_ok());
 }

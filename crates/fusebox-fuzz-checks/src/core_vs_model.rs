@@ -6,6 +6,7 @@
 //! never), jumps of any size and clocks that step back.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use fusebox_core::{CoreBreaker, RateWindow, Recorded, Ring, Ticket, Timestamp, Transition};
@@ -199,13 +200,13 @@ impl Run {
                 (Ok(real), Ok(model)) => self.tickets.push(Held { real, model, generation: self.model.generation() }),
                 (Err(rejected), Err(Refused::HeldOpen)) => {
                     assert!(rejected.is_held_open(), "step {step} {op:?} at {}: {rejected:?} not held open", self.now);
-                    assert_eq!(rejected.retry_after(), fusebox_core::Config::MAX_TIMEOUT);
+                    assert_eq!((rejected.retry_after(), rejected.retry_after_secs()), (None, None));
                 }
                 (Err(rejected), Err(Refused::RetryAfter(retry_after))) => {
                     assert!(!rejected.is_held_open(), "step {step} {op:?}: {rejected:?} held open");
                     assert_eq!(
-                        rejected.retry_after().as_millis(),
-                        u128::from(retry_after),
+                        rejected.retry_after(),
+                        Some(Duration::from_millis(retry_after)),
                         "step {step} {op:?} at {}: retry_after ({:?})",
                         self.now,
                         self.model

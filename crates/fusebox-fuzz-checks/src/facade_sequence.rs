@@ -18,6 +18,7 @@ use core::ops::Deref;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use fusebox::quanta::Mock;
@@ -635,9 +636,13 @@ fn check_rejected(rejected: Rejected, refused: Refused, context: &str) {
     match refused {
         Refused::RetryAfter(retry_after) => {
             assert!(!rejected.is_held_open(), "{rejected:?} held open, {context}");
-            assert_eq!(rejected.retry_after().as_millis(), u128::from(retry_after), "retry_after, {context}");
+            assert_eq!(rejected.retry_after(), Some(Duration::from_millis(retry_after)), "retry_after, {context}");
+            assert_eq!(rejected.retry_after_secs(), Some(retry_after.div_ceil(1_000)), "retry_after_secs, {context}");
             assert!(retry_after >= 1, "a rejection with no time left, {context}");
         }
-        Refused::HeldOpen => assert!(rejected.is_held_open(), "{rejected:?} not held open, {context}"),
+        Refused::HeldOpen => {
+            assert!(rejected.is_held_open(), "{rejected:?} not held open, {context}");
+            assert_eq!((rejected.retry_after(), rejected.retry_after_secs()), (None, None), "held open, {context}");
+        }
     }
 }

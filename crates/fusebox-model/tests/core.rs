@@ -336,9 +336,10 @@ fn run(breaker: &dyn Driven, log: &Log, policy: &Policy, start: u64, ops: &[Op])
                 }
                 (real, expected) => (
                     real.map_or_else(
-                        |r| match r.is_held_open() {
-                            true => Answer::HeldOpen,
-                            false => Answer::Rejected { retry_after_ms: r.retry_after().as_millis() as u64 },
+                        |r| match (r.is_held_open(), r.retry_after()) {
+                            (true, None) => Answer::HeldOpen,
+                            (false, Some(after)) => Answer::Rejected { retry_after_ms: after.as_millis() as u64 },
+                            other => panic!("is_held_open and retry_after disagree: {other:?}"),
                         },
                         |_| Answer::Admitted,
                     ),

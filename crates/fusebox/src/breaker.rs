@@ -532,7 +532,7 @@ impl Breaker {
     /// let breaker = Breaker::new(Config::default());
     /// breaker.trip_for(Duration::from_secs(120)); // Retry-After: 120
     /// let rejected = breaker.call(|| Ok::<_, ()>(())).unwrap_err().rejected().unwrap();
-    /// assert!(rejected.retry_after() > Duration::from_secs(119));
+    /// assert!(rejected.retry_after().is_some_and(|after| after > Duration::from_secs(119)));
     /// ```
     pub fn trip_for(&self, duration: core::time::Duration) {
         self.core.trip_for(duration);

@@ -90,7 +90,7 @@ impl Builder {
     ///     .backoff(Backoff::exponential(2.0, Duration::from_secs(60)).jitter(Jitter::Full))
     ///     .build()?;
     /// let _ = breaker.call(|| Err::<(), _>("down"));
-    /// let wait = breaker.call(|| Ok::<_, &str>(())).unwrap_err().rejected().unwrap().retry_after();
+    /// let wait = breaker.call(|| Ok::<_, &str>(())).unwrap_err().rejected().unwrap().retry_after().unwrap();
     /// assert!(wait >= Duration::from_millis(1) && wait <= Duration::from_secs(1));
     /// # Ok::<(), fusebox::ConfigError>(())
     /// ```

@@ -123,7 +123,7 @@ impl<E> Error<E> {
     /// let breaker = Breaker::new(Config::default());
     /// breaker.trip();
     /// let err = breaker.call(|| Ok::<_, ()>(())).unwrap_err();
-    /// assert!(err.rejected().unwrap().retry_after() <= std::time::Duration::from_secs(30));
+    /// assert!(err.rejected().unwrap().retry_after().is_some_and(|after| after <= std::time::Duration::from_secs(30)));
     /// ```
     pub const fn rejected(&self) -> Option<Rejected> {
         match self {

@@ -257,7 +257,13 @@ mod tests {
         assert_eq!(breaker.state(), State::Open, "two slow calls are two failures");
         mock.increment(Duration::from_secs(1));
         let _ = breaker.call(|| Err::<(), _>(()));
-        let wait = breaker.call(|| Ok::<_, ()>(())).unwrap_err().rejected().unwrap().retry_after();
+        let wait = breaker
+            .call(|| Ok::<_, ()>(()))
+            .unwrap_err()
+            .rejected()
+            .unwrap()
+            .retry_after()
+            .expect("open, not held open");
         assert_eq!(wait, Duration::from_secs(2), "the second open in a row lasts twice the timeout");
         mock.increment(wait);
         breaker.call(|| Ok::<_, ()>(())).unwrap();

@@ -589,10 +589,10 @@ fn the_builder_passes_backoff_and_success_threshold_to_the_core() {
         .unwrap();
     fail(&b);
     let retry = |b: &Breaker| b.call(|| Ok::<_, ()>(())).unwrap_err().rejected().unwrap().retry_after();
-    assert_eq!(retry(&b), Duration::from_secs(1));
+    assert_eq!(retry(&b), Some(Duration::from_secs(1)));
     mock.increment(Duration::from_secs(1));
     fail(&b); // the probe fails: the second open lasts 3 s
-    assert_eq!(retry(&b), Duration::from_secs(3));
+    assert_eq!(retry(&b), Some(Duration::from_secs(3)));
     mock.increment(Duration::from_secs(3));
     succeed(&b);
     assert_eq!(b.state(), State::HalfOpen, "one success of two");
@@ -605,7 +605,7 @@ fn trip_for_and_isolate_through_the_facade() {
     let (b, mock) = breaker(5, 1, 1_000);
     b.trip_for(Duration::from_secs(120));
     let rejected = b.call(|| Ok::<_, ()>(())).unwrap_err().rejected().unwrap();
-    assert_eq!((rejected.retry_after(), rejected.is_held_open()), (Duration::from_secs(120), false));
+    assert_eq!((rejected.retry_after(), rejected.is_held_open()), (Some(Duration::from_secs(120)), false));
     b.isolate();
     mock.increment(Duration::from_secs(1_000));
     let rejected = b.call(|| Ok::<_, ()>(())).unwrap_err().rejected().unwrap();
