@@ -75,7 +75,7 @@ rm -rf "$home"
 
 say "gungraun benchmark (valgrind $(valgrind --version), gungraun-runner $want)"
 GUNGRAUN_HOME="$home" GUNGRAUN_SAVE_SUMMARY=json \
-    cargo bench -p fusebox-benches --bench instructions --locked
+    cargo bench -p breakerbox-benches --bench instructions --locked
 
 say "instruction counts against $BOUNDS"
 python3 - "$home" "$BOUNDS" "$MARGIN_PCT" "$LOWER_PCT" "$update" <<'PY'

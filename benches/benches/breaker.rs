@@ -1,10 +1,10 @@
 //! The breaker against its floor and its peers.
 //!
 //! ```sh
-//! cargo bench -p fusebox-benches --bench breaker                      # the suite, about 1.5 minutes on 2 cores
-//! cargo bench -p fusebox-benches --bench breaker -- --quick           # criterion's quick mode
-//! cargo bench -p fusebox-benches --bench breaker -- closed_success    # one group
-//! BENCH_THREADS=4 cargo bench -p fusebox-benches --bench breaker -- contended
+//! cargo bench -p breakerbox-benches --bench breaker                      # the suite, about 1.5 minutes on 2 cores
+//! cargo bench -p breakerbox-benches --bench breaker -- --quick           # criterion's quick mode
+//! cargo bench -p breakerbox-benches --bench breaker -- closed_success    # one group
+//! BENCH_THREADS=4 cargo bench -p breakerbox-benches --bench breaker -- contended
 //! ```
 //!
 //! `--bench breaker` matters: without it cargo also runs the instruction
@@ -25,10 +25,10 @@ use std::sync::{Barrier, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use breakerbox::{Breaker, Config, FailureRate, RecentClock};
+use breakerbox_core::{CoreBreaker, Outcome};
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::CircuitBreaker as _;
-use fusebox::{Breaker, Config, FailureRate, RecentClock};
-use fusebox_core::{CoreBreaker, Outcome};
 
 /// Whether a contender's call ran and succeeded. Every benchmark reduces its
 /// result to one `bool` before `black_box`: a 16-byte `Result` through
@@ -268,7 +268,7 @@ fn failure_path(c: &mut Criterion) {
             }
         })
     });
-    let (clock, mock) = fusebox::quanta::Clock::mock();
+    let (clock, mock) = breakerbox::quanta::Clock::mock();
     let breaker = Breaker::with_clock(Config { threshold: 1, ..Config::default() }, clock);
     group.bench_function("trip_probe_close_cycle", |b| {
         b.iter(|| {
@@ -326,7 +326,7 @@ fn observability(c: &mut Criterion) {
             .build()
             .unwrap(),
     );
-    let collector = fusebox::prometheus::BreakerCollector::new();
+    let collector = breakerbox::prometheus::BreakerCollector::new();
     collector.register(&watched).unwrap();
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register_collector(Box::new(collector));
@@ -392,7 +392,7 @@ fn core(c: &mut Criterion) {
 /// time (an open breaker's rejection, a transition).
 fn clock(c: &mut Criterion) {
     let mut group = c.benchmark_group("clock");
-    let clock = fusebox::quanta::Clock::new();
+    let clock = breakerbox::quanta::Clock::new();
     group.bench_function("quanta_now", |b| b.iter(|| black_box(clock.now())));
     group.bench_function("quanta_raw", |b| b.iter(|| black_box(clock.raw())));
     group.bench_function("std_instant_now", |b| b.iter(|| black_box(Instant::now())));
@@ -428,7 +428,7 @@ fn call_ready<S: tower::Service<u64, Response = u64>>(service: &mut S, cx: &mut 
 /// circuit breaker users would otherwise pick (tower-resilience, its
 /// consecutive-failures model, the closest to ours).
 fn tower_layer(c: &mut Criterion) {
-    use fusebox::tower::CircuitBreakerLayer;
+    use breakerbox::tower::CircuitBreakerLayer;
     use std::sync::Arc;
     use tower::{Layer, ServiceBuilder};
 

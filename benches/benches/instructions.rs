@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! bash benches/check-instructions.sh                           # run, compare with the bounds
-//! cargo bench -p fusebox-benches --bench instructions          # run only (needs valgrind, gungraun-runner)
+//! cargo bench -p breakerbox-benches --bench instructions          # run only (needs valgrind, gungraun-runner)
 //! ```
 //!
 //! Each benchmark runs [`CALLS`] calls in a loop, so the per-call cost
@@ -23,8 +23,8 @@
 
 use std::hint::black_box;
 
-use fusebox::{Breaker, Config};
-use fusebox_core::{CoreBreaker, Outcome, Recorded};
+use breakerbox::{Breaker, Config};
+use breakerbox_core::{CoreBreaker, Outcome, Recorded};
 use gungraun::{library_benchmark, library_benchmark_group, main};
 
 /// Calls per benchmark run. Changing it changes every count: the bounds in

@@ -1,10 +1,10 @@
 //! Many breakers by key: lookup plus a healthy call in the concurrent maps a
-//! registry could sit on, and through `fusebox::Registry` (on scc's
+//! registry could sit on, and through `breakerbox::Registry` (on scc's
 //! `HashIndex`, the map these numbers chose).
 //!
 //! ```sh
-//! cargo bench -p fusebox-benches --bench registry
-//! BENCH_THREADS=4 cargo bench -p fusebox-benches --bench registry
+//! cargo bench -p breakerbox-benches --bench registry
+//! BENCH_THREADS=4 cargo bench -p breakerbox-benches --bench registry
 //! ```
 //!
 //! Every map holds the same 10,000 `Arc<Breaker>`s under `String` keys and is
@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use breakerbox::{Breaker, Config, Registry};
 use criterion::{Criterion, criterion_group, criterion_main};
-use fusebox::{Breaker, Config, Registry};
 
 const KEYS: usize = 10_000;
 

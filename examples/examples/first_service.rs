@@ -4,7 +4,7 @@
 //! - `GET /users` goes through a tower stack: `CircuitBreakerLayer` over
 //!   `tower::timeout` over hyper-util's client. The timeout is *below* the
 //!   breaker, so an upstream that hangs counts as a failure.
-//! - `GET /hosts/{host}/{*path}` goes through a `fusebox::Registry<String>`:
+//! - `GET /hosts/{host}/{*path}` goes through a `breakerbox::Registry<String>`:
 //!   one breaker per host, made on first use, named after it, and opening on
 //!   a failure rate too (a host failing two requests in three never fails five
 //!   in a row, yet is down for most of its callers).
@@ -32,10 +32,10 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use breakerbox::prometheus::BreakerCollector;
+use breakerbox::tower::{CircuitBreakerLayer, CircuitBreakerService, ServerErrorsAsFailures};
+use breakerbox::{Breaker, Config, FailureRate, Reason, Registry, Transition};
 use bytes::Bytes;
-use fusebox::prometheus::BreakerCollector;
-use fusebox::tower::{CircuitBreakerLayer, CircuitBreakerService, ServerErrorsAsFailures};
-use fusebox::{Breaker, Config, FailureRate, Reason, Registry, Transition};
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -82,10 +82,10 @@ async fn get_host(State(gateway): State<Gateway>, Path((host, path)): Path<(Stri
 }
 
 /// The upstream's response, or the gateway's word on why there is none.
-fn respond(upstream: &str, answer: Result<http::Response<Incoming>, fusebox::Error<BoxError>>) -> Response {
+fn respond(upstream: &str, answer: Result<http::Response<Incoming>, breakerbox::Error<BoxError>>) -> Response {
     match answer {
         Ok(response) => response.map(Body::new),
-        Err(fusebox::Error::Open(rejected)) => {
+        Err(breakerbox::Error::Open(rejected)) => {
             let mut response = (StatusCode::SERVICE_UNAVAILABLE, format!("{upstream}: circuit open\n")).into_response();
             // None for a breaker held open: no time to tell the client.
             if let Some(secs) = rejected.retry_after_secs() {
@@ -93,8 +93,8 @@ fn respond(upstream: &str, answer: Result<http::Response<Incoming>, fusebox::Err
             }
             response
         }
-        Err(fusebox::Error::Inner(err)) if err.is::<Elapsed>() => StatusCode::GATEWAY_TIMEOUT.into_response(),
-        Err(fusebox::Error::Inner(err)) => (StatusCode::BAD_GATEWAY, format!("{upstream}: {err}\n")).into_response(),
+        Err(breakerbox::Error::Inner(err)) if err.is::<Elapsed>() => StatusCode::GATEWAY_TIMEOUT.into_response(),
+        Err(breakerbox::Error::Inner(err)) => (StatusCode::BAD_GATEWAY, format!("{upstream}: {err}\n")).into_response(),
     }
 }
 
@@ -144,7 +144,7 @@ fn transitions(log: &Log, name: &str) -> Vec<Transition> {
 }
 
 fn closed_again(log: &Log, name: &str) -> bool {
-    transitions(log, name).last().is_some_and(|t| t.to() == fusebox::State::Closed)
+    transitions(log, name).last().is_some_and(|t| t.to() == breakerbox::State::Closed)
 }
 
 /// What a script saw of its upstream through the gateway.
@@ -278,13 +278,13 @@ async fn main() -> ExitCode {
         let hits = upstream.hits.load(Ordering::SeqCst);
         println!("  {name}: {sent} sent, {ok} ok, {failed} failed, {rejected} rejected; the upstream saw {hits}");
         let transitions = transitions(&driver.log, name);
-        let opened_by = transitions.iter().find(|t| t.to() == fusebox::State::Open).map(Transition::reason);
+        let opened_by = transitions.iter().find(|t| t.to() == breakerbox::State::Open).map(Transition::reason);
         let series = format!(r#"circuit_breaker_calls_total{{breaker="{name}",outcome="rejected"}} {rejected}"#);
         let checks = [
             (opened_by == Some(rule), "opened on its rule"),
             (rejected >= 3, "rejected requests at once with 503 and Retry-After"),
             (hits + rejected <= sent, "kept rejected requests from the upstream"),
-            (transitions.iter().any(|t| t.to() == fusebox::State::HalfOpen), "let a probe through half-open"),
+            (transitions.iter().any(|t| t.to() == breakerbox::State::HalfOpen), "let a probe through half-open"),
             (closed_again(&driver.log, name) && seen.ok_in_a_row >= 3, "closed again and answered"),
             (scraped.as_ref().is_some_and(|text| text.lines().any(|l| l == series)), "counted rejections in /metrics"),
         ];

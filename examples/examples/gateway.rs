@@ -13,7 +13,7 @@
 //! What an operator would see comes along: the breaker's transitions are
 //! printed as they happen (from its `on_transition` listener), and a
 //! `/metrics` endpoint on 127.0.0.1 serves the Prometheus text of the
-//! breaker's counts and state (`fusebox::prometheus::BreakerCollector`); at
+//! breaker's counts and state (`breakerbox::prometheus::BreakerCollector`); at
 //! the end the gateway scrapes it once and prints what it got.
 //!
 //! With `--backoff 2` each open in a row lasts twice the one before (up to 8
@@ -30,10 +30,10 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use breakerbox::prometheus::BreakerCollector;
+use breakerbox::tower::{CircuitBreakerLayer, ServerErrorsAsFailures};
+use breakerbox::{Backoff, Breaker, Config, Jitter, Reason, State};
 use bytes::Bytes;
-use fusebox::prometheus::BreakerCollector;
-use fusebox::tower::{CircuitBreakerLayer, ServerErrorsAsFailures};
-use fusebox::{Backoff, Breaker, Config, Jitter, Reason, State};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -87,7 +87,7 @@ struct Options {
 
 impl Options {
     /// The breaker these options describe (without its listener).
-    fn builder(&self) -> fusebox::Builder {
+    fn builder(&self) -> breakerbox::Builder {
         let backoff = match self.backoff_factor {
             Some(factor) => Backoff::exponential(factor, 8 * self.config.timeout),
             None => Backoff::fixed(),
@@ -268,7 +268,7 @@ fn record(timeline: &Timeline, index: usize, seen: Seen, latency: Duration) {
 /// The breaker's error as one `BoxError`: a rejection stays a `Rejected`
 /// (a function, not a closure: a closure's `BoxError` argument would not be
 /// `'static`).
-fn boxed(err: fusebox::Error<BoxError>) -> BoxError {
+fn boxed(err: breakerbox::Error<BoxError>) -> BoxError {
     err.into_boxed()
 }
 
@@ -290,7 +290,7 @@ where
         }
         Err(err) => {
             let err: BoxError = err.into();
-            if err.downcast_ref::<fusebox::Rejected>().is_some() { Seen::Rejected } else { Seen::Failed }
+            if err.downcast_ref::<breakerbox::Rejected>().is_some() { Seen::Rejected } else { Seen::Failed }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The tower layer end to end: a real HTTP server on 127.0.0.1 (port 0) and
 //! a real client (hyper-util's), on a tokio runtime. The breaker's time is a
 //! mock clock; the server counts the requests that reach it. The facade's
-//! own tests (`crates/fusebox/tests/suite/tower_layer.rs`) check the same
+//! own tests (`crates/breakerbox/tests/suite/tower_layer.rs`) check the same
 //! rules against an in-process service.
 
 use std::convert::Infallible;
@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use breakerbox::quanta::{Clock, Mock};
+use breakerbox::tower::{CircuitBreakerLayer, CircuitBreakerService, ServerErrorsAsFailures};
+use breakerbox::{Breaker, Config, Error, Outcome, State};
 use bytes::Bytes;
-use fusebox::quanta::{Clock, Mock};
-use fusebox::tower::{CircuitBreakerLayer, CircuitBreakerService, ServerErrorsAsFailures};
-use fusebox::{Breaker, Config, Error, Outcome, State};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -250,6 +250,6 @@ async fn a_timeout_below_the_breaker_counts_a_hung_server_as_a_failure() {
     // (or `ServiceBuilder::map_err(Error::into_boxed)`) makes the whole error
     // one, for middleware above that wants a BoxError.
     let rejected: BoxError = service.ready().await.unwrap().call(upstream.request()).await.unwrap_err().into_boxed();
-    assert!(rejected.downcast_ref::<fusebox::Rejected>().is_some(), "{rejected:?}");
+    assert!(rejected.downcast_ref::<breakerbox::Rejected>().is_some(), "{rejected:?}");
     assert_eq!(counts(&breaker), (0, 1, 1));
 }

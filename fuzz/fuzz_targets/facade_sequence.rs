@@ -1,13 +1,13 @@
 //! Fuzz target `facade_sequence`: decodes the structured input and runs
-//! `fusebox_fuzz_checks::facade_sequence`, which panics on the first disagreement.
+//! `breakerbox_fuzz_checks::facade_sequence`, which panics on the first disagreement.
 //! The same check replays saved inputs on stable: see `fuzz/README.md`.
 
 #![no_main]
 
-use fusebox_fuzz_checks::facade_sequence::Input;
+use breakerbox_fuzz_checks::facade_sequence::Input;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(
-    init: fusebox_fuzz_checks::quiet_deliberate_panics(),
-    |input: Input| fusebox_fuzz_checks::facade_sequence(&input)
+    init: breakerbox_fuzz_checks::quiet_deliberate_panics(),
+    |input: Input| breakerbox_fuzz_checks::facade_sequence(&input)
 );

@@ -1,15 +1,15 @@
 //! Fuzz target `registry_sequence`: decodes the structured input and runs
-//! `fusebox_fuzz_checks::registry_sequence`, which panics on the first disagreement.
+//! `breakerbox_fuzz_checks::registry_sequence`, which panics on the first disagreement.
 //! The same check replays saved inputs on stable: see `fuzz/README.md`.
 
 #![no_main]
 
-use fusebox_fuzz_checks::registry_sequence::Input;
+use breakerbox_fuzz_checks::registry_sequence::Input;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(
-    init: fusebox_fuzz_checks::quiet_deliberate_panics(),
+    init: breakerbox_fuzz_checks::quiet_deliberate_panics(),
     |input: Input| {
-        fusebox_fuzz_checks::registry_sequence(&input);
+        breakerbox_fuzz_checks::registry_sequence(&input);
     }
 );

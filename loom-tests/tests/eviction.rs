@@ -14,8 +14,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fusebox_core::quanta::Clock;
-use fusebox_core::{Config, CoreBreaker, EvictionFlag, Outcome, State, Timestamp};
+use breakerbox_core::quanta::Clock;
+use breakerbox_core::{Config, CoreBreaker, EvictionFlag, Outcome, State, Timestamp};
 use loom::sync::Arc;
 
 /// What happened in one execution.
@@ -74,7 +74,7 @@ fn a_call_that_opens_a_breaker_being_evicted_always_puts_it_back_or_keeps_it() {
 /// A call's end asks the flag when the word changed or is not at rest, as
 /// the registry's does: a word can come back to what a call saw at its
 /// start (its failure restores a streak another thread's success reset).
-fn asks(before: fusebox_core::StateWord, after: fusebox_core::StateWord) -> bool {
+fn asks(before: breakerbox_core::StateWord, after: breakerbox_core::StateWord) -> bool {
     after != before || after.phase() != State::Closed || after.count() != 0
 }
 

@@ -1,13 +1,13 @@
 //! Loom models of the breaker core: the transitions threads can race, checked
 //! over every interleaving (up to the preemption bound) of the code that
-//! ships, whose atomics `fusebox_core`'s `sync` module swaps for loom's under
+//! ships, whose atomics `breakerbox_core`'s `sync` module swaps for loom's under
 //! `--cfg loom`.
 //!
 //! Run the suite with exactly this (its own target dir, so a loom build never
 //! invalidates the normal one):
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom cargo test -p fusebox-loom-tests --release
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom cargo test -p breakerbox-loom-tests --release
 //! ```
 //!
 //! Without `--cfg loom` this file compiles to nothing, so a plain
@@ -59,7 +59,7 @@
 //!
 //! # The ordering claims the models back
 //!
-//! The `# Orderings` section of `crates/fusebox-core/src/cell.rs` argues that
+//! The `# Orderings` section of `crates/breakerbox-core/src/cell.rs` argues that
 //! `Relaxed` is enough for every access. Each model names the claims it backs:
 //!
 //! - **total order**: read-modify-writes of the one word are totally ordered,
@@ -75,8 +75,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fusebox_core::quanta::Clock;
-use fusebox_core::{
+use breakerbox_core::quanta::Clock;
+use breakerbox_core::{
     Backoff, Config, CoreBreaker, Limits, Outcome, Recorded, Rejected, State, StateWord, Ticket, Timestamp,
 };
 use loom::sync::Arc;

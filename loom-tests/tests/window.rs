@@ -16,8 +16,10 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fusebox_core::quanta::Clock;
-use fusebox_core::{Config, CoreBreaker, FailureRate, Outcome, RateWindow, Recorded, Ring, State, Ticket, Timestamp};
+use breakerbox_core::quanta::Clock;
+use breakerbox_core::{
+    Config, CoreBreaker, FailureRate, Outcome, RateWindow, Recorded, Ring, State, Ticket, Timestamp,
+};
 use loom::sync::Arc;
 
 fn at(ms: u64) -> Timestamp {
