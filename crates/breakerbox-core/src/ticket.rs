@@ -172,3 +172,24 @@ impl fmt::Display for Rejected {
 }
 
 impl std::error::Error for Rejected {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_whole_milliseconds_and_none_when_held_open() {
+        assert_eq!(Rejected::after_ticks(1_500).retry_after(), Some(Duration::from_millis(1_500)));
+        assert_eq!(Rejected::after_ticks(0).retry_after(), Some(Duration::ZERO));
+        assert_eq!(Rejected::held_open().retry_after(), None);
+        assert!(Rejected::held_open().is_held_open() && !Rejected::after_ticks(1).is_held_open());
+    }
+
+    #[test]
+    fn retry_after_secs_rounds_up_to_whole_seconds() {
+        for (ticks, secs) in [(0, 0), (1, 1), (999, 1), (1_000, 1), (1_001, 2), (2_500, 3), (120_000, 120)] {
+            assert_eq!(Rejected::after_ticks(ticks).retry_after_secs(), Some(secs), "{ticks} ms");
+        }
+        assert_eq!(Rejected::held_open().retry_after_secs(), None);
+    }
+}
