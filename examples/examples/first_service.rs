@@ -18,7 +18,7 @@
 //! shows in `/metrics`, or 1 with what it did not see.
 //!
 //! ```sh
-//! cargo run --release --example first_service
+//! cargo run --release -p breakerbox-examples --example first_service
 //! ```
 
 use std::collections::HashMap;

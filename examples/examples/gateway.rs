@@ -20,9 +20,9 @@
 //! times `--open-for`), and the summary lists how long each open lasted.
 //!
 //! ```sh
-//! cargo run --release --example gateway
-//! cargo run --release --example gateway -- --outage reset --plot outage.svg
-//! cargo run --release --example gateway -- --backoff 2 --outage-for 6 --recovery 4
+//! cargo run --release -p breakerbox-examples --example gateway
+//! cargo run --release -p breakerbox-examples --example gateway -- --outage reset --plot outage.svg
+//! cargo run --release -p breakerbox-examples --example gateway -- --backoff 2 --outage-for 6 --recovery 4
 //! ```
 
 use std::net::SocketAddr;

@@ -4,7 +4,7 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::time::{TICK, ticks_rounded_up};
+use crate::time::ticks_rounded_up;
 use crate::word;
 
 /// How a breaker behaves: when it opens, how long it stays open, how many
@@ -329,7 +329,8 @@ impl fmt::Display for ConfigError {
                 write!(f, "{field} = {value} is over the limit of {}", Config::MAX_HALF_OPEN)
             }
             ConfigError::Timeout { value } => {
-                write!(f, "{field} = {} is over the limit of {} (2^36 ms)", Human(value), Human(Config::MAX_TIMEOUT))
+                let (value, limit) = against(value, Config::MAX_TIMEOUT);
+                write!(f, "{field} = {value} is over the limit of {limit} (2^36 ms, about 2.18 years)")
             }
             ConfigError::SuccessThreshold { value } => {
                 write!(f, "{field} = {value} is over the limit of {}", Config::MAX_SUCCESS_THRESHOLD)
@@ -337,11 +338,14 @@ impl fmt::Display for ConfigError {
             ConfigError::BackoffFactor { value } => {
                 write!(f, "{field} = {value} is outside the limits 1 to 65.535")
             }
+            ConfigError::BackoffMax { value } if value > Config::MAX_TIMEOUT => {
+                let (value, limit) = against(value, Config::MAX_TIMEOUT);
+                write!(f, "{field} = {value} is over the limit of {limit} (2^36 ms, about 2.18 years)")
+            }
             ConfigError::BackoffMax { value } => write!(
                 f,
-                "{field} = {} is below the timeout or over the limit of {}",
-                Human(value),
-                Human(Config::MAX_TIMEOUT)
+                "{field} = {} is below the timeout: the cap must be at least the first open's length",
+                Human(value)
             ),
             ConfigError::BackoffSteps { factor, max } => write!(
                 f,
@@ -352,7 +356,7 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::HalfOpenCount { half_open_max, success_threshold, backoff_steps } => {
                 let (probes, successes, steps) =
-                    (bits(half_open_max), bits(success_threshold - 1), bits(backoff_steps));
+                    (bits(half_open_max), bits(success_threshold.saturating_sub(1)), bits(backoff_steps));
                 write!(
                     f,
                     "half_open_max = {half_open_max} ({probes} bits), success_threshold = {success_threshold} \
@@ -373,50 +377,52 @@ impl fmt::Display for ConfigError {
                 Human(crate::FailureRate::MIN_WINDOW),
                 Human(crate::FailureRate::MAX_WINDOW)
             ),
-            ConfigError::SlowCall { value } => write!(
-                f,
-                "{field} = {} is outside the limits {} to {}",
-                Human(value),
-                Human(TICK),
-                Human(Config::MAX_TIMEOUT)
-            ),
+            ConfigError::SlowCall { value } => {
+                let (value, limit) = against(value, Config::MAX_TIMEOUT);
+                write!(f, "{field} = {value} is outside the limits: above 0, at most {limit}")
+            }
         }
     }
 }
 
 /// A duration in the unit a person would pick: `250 ms`, `1.5 s`, `24 h`,
-/// `2.18 years`; at most two decimals, trailing zeros dropped.
+/// `2.18 years`; at most two decimals, trailing zeros dropped, and the unit
+/// chosen after rounding (999.999 ms is `1 s`, not `1000 ms`).
 pub(crate) struct Human(pub(crate) Duration);
 
 impl fmt::Display for Human {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const MINUTE: f64 = 60.0;
-        const HOUR: f64 = 60.0 * MINUTE;
-        const DAY: f64 = 24.0 * HOUR;
-        const YEAR: f64 = 365.25 * DAY;
+        const YEAR: f64 = 365.25 * 24.0 * 3600.0;
+        // (seconds in the unit, its name, the rounded value at which the next unit takes over)
+        const UNITS: [(f64, &str, f64); 8] = [
+            (1e-9, "ns", 1000.0),
+            (1e-6, "µs", 1000.0),
+            (1e-3, "ms", 1000.0),
+            (1.0, "s", 120.0),
+            (60.0, "min", 120.0),
+            (3600.0, "h", 48.0),
+            (24.0 * 3600.0, "days", 365.25),
+            (YEAR, "years", f64::INFINITY),
+        ];
         let secs = self.0.as_secs_f64();
-        let (value, unit) = if secs < 1e-6 {
-            (self.0.as_nanos() as f64, "ns")
-        } else if secs < 1e-3 {
-            (secs * 1e6, "µs")
-        } else if secs < 1.0 {
-            (secs * 1e3, "ms")
-        } else if secs < 2.0 * MINUTE {
-            (secs, "s")
-        } else if secs < 2.0 * HOUR {
-            (secs / MINUTE, "min")
-        } else if secs < 2.0 * DAY {
-            (secs / HOUR, "h")
-        } else if secs < YEAR {
-            (secs / DAY, "days")
-        } else {
-            (secs / YEAR, "years")
-        };
+        let (value, unit) = UNITS
+            .iter()
+            .map(|&(size, unit, next)| ((secs / size * 100.0).round() / 100.0, unit, next))
+            .find(|&(value, _, next)| value < next)
+            .map_or((0.0, "ns"), |(value, unit, _)| (value, unit));
         let text = format!("{value:.2}");
         let text = text.trim_end_matches('0').trim_end_matches('.');
         let unit = if text == "1" && unit == "years" { "year" } else { unit };
         write!(f, "{text} {unit}")
     }
+}
+
+/// A value and its limit in human units, or exactly (`Debug`) when rounding
+/// would print the two the same: `68719476.737s is over the limit of
+/// 68719476.736s`, not `2.18 years is over the limit of 2.18 years`.
+fn against(value: Duration, limit: Duration) -> (String, String) {
+    let (value_text, limit_text) = (Human(value).to_string(), Human(limit).to_string());
+    if value_text == limit_text { (format!("{value:?}"), format!("{limit:?}")) } else { (value_text, limit_text) }
 }
 
 impl std::error::Error for ConfigError {}
@@ -441,7 +447,7 @@ mod tests {
             (
                 ConfigError::SlowCall { value: Duration::ZERO },
                 "slow_call",
-                "slow_call = 0 ns is outside the limits 1 ms to 2.18 years",
+                "slow_call = 0 ns is outside the limits: above 0, at most 2.18 years",
             ),
         ];
         for (err, field, message) in cases {
@@ -464,6 +470,10 @@ mod tests {
             (Duration::from_secs(120), "2 min"),
             (Duration::from_secs(90 * 60), "90 min"),
             (Duration::from_secs(2 * 3600), "2 h"),
+            (Duration::from_nanos(999_999_999), "1 s"),
+            (Duration::from_micros(999_999), "1 s"),
+            (Duration::from_nanos(999_996), "1 ms"),
+            (Duration::from_secs(47 * 3600 + 3599), "2 days"),
             (Duration::from_secs(24 * 3600), "24 h"),
             (Duration::from_secs(2 * 24 * 3600), "2 days"),
             (Duration::from_secs(36_525 * 864), "1 year"),
@@ -471,6 +481,28 @@ mod tests {
         ] {
             assert_eq!(Human(duration).to_string(), text, "{duration:?}");
         }
+    }
+
+    #[test]
+    fn a_backoff_cap_below_the_timeout_or_over_the_limit_says_which() {
+        let below = ConfigError::BackoffMax { value: Duration::from_millis(10) };
+        assert_eq!(
+            below.to_string(),
+            "invalid breaker config: backoff.max = 10 ms is below the timeout: the cap must be at least the first \
+             open's length"
+        );
+        let over = ConfigError::BackoffMax { value: Config::MAX_TIMEOUT + Duration::from_millis(1) };
+        assert_eq!(
+            over.to_string(),
+            "invalid breaker config: backoff.max = 68719476.737s is over the limit of 68719476.736s (2^36 ms, about \
+             2.18 years)"
+        );
+    }
+
+    #[test]
+    fn a_message_never_panics_on_a_success_threshold_of_zero() {
+        let err = ConfigError::HalfOpenCount { half_open_max: 1, success_threshold: 0, backoff_steps: 0 };
+        assert!(err.to_string().contains("success_threshold = 0 (0 bits)"), "{err}");
     }
 
     #[test]
@@ -516,12 +548,13 @@ mod tests {
         assert_eq!(err, ConfigError::Timeout { value: too_long });
         assert_eq!(
             err.to_string(),
-            "invalid breaker config: timeout = 2.18 years is over the limit of 2.18 years (2^36 ms)"
+            "invalid breaker config: timeout = 68719476.736000001s is over the limit of 68719476.736s (2^36 ms, about \
+             2.18 years)"
         );
         let err = Config { timeout: Duration::from_secs(3 * 365 * 24 * 3600), ..Config::default() }.validate();
         assert_eq!(
             err.unwrap_err().to_string(),
-            "invalid breaker config: timeout = 3 years is over the limit of 2.18 years (2^36 ms)"
+            "invalid breaker config: timeout = 3 years is over the limit of 2.18 years (2^36 ms, about 2.18 years)"
         );
 
         let err = Config { timeout: Duration::MAX, ..Config::default() }.validate().unwrap_err();

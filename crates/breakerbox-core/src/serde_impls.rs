@@ -115,7 +115,7 @@ mod tests {
         for (json, field) in [
             (r#"{"threshold":65536}"#, "threshold = 65536 is over the limit of 65535"),
             (r#"{"half_open_max":100000}"#, "half_open_max = 100000 is over the limit of 65535"),
-            (r#"{"timeout_ms":68719476737}"#, "timeout = 2.18 years is over the limit of 2.18 years"),
+            (r#"{"timeout_ms":68719476737}"#, "timeout = 68719476.737s is over the limit of 68719476.736s"),
         ] {
             let err = serde_json::from_str::<Config>(json).unwrap_err().to_string();
             assert!(err.contains(field), "{json}: {err}");

@@ -105,7 +105,7 @@ pub enum Recorded {
 /// assert_eq!(rejected.retry_after_secs(), Some(6)); // a `Retry-After` header's value
 /// # Ok::<(), breakerbox_core::ConfigError>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rejected {
     /// Ticks until a probe, or [`HELD_OPEN`] for a breaker held open.
     retry_after_ticks: u64,
@@ -163,6 +163,16 @@ impl Rejected {
     }
 }
 
+impl fmt::Debug for Rejected {
+    /// `Rejected { retry_after: Some(6s) }`, or `Rejected { held_open: true }`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.retry_after() {
+            Some(after) => f.debug_struct("Rejected").field("retry_after", &after).finish(),
+            None => f.debug_struct("Rejected").field("held_open", &true).finish(),
+        }
+    }
+}
+
 impl fmt::Display for Rejected {
     /// The Go package's `ErrOpen` text; "circuit breaker is held open" when
     /// isolated.
@@ -183,6 +193,8 @@ mod tests {
         assert_eq!(Rejected::after_ticks(0).retry_after(), Some(Duration::ZERO));
         assert_eq!(Rejected::held_open().retry_after(), None);
         assert!(Rejected::held_open().is_held_open() && !Rejected::after_ticks(1).is_held_open());
+        assert_eq!(format!("{:?}", Rejected::after_ticks(6_000)), "Rejected { retry_after: 6s }");
+        assert_eq!(format!("{:?}", Rejected::held_open()), "Rejected { held_open: true }");
     }
 
     #[test]

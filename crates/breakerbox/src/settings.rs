@@ -17,7 +17,9 @@ use crate::{Breaker, Builder};
 /// `slow_call_ms`, `backoff { factor, max_ms, jitter, seed }` and
 /// `failure_rate { ratio, min_calls, window_ms }`. Reading validates as
 /// [`Builder::build`] does and refuses unknown fields, so a typo or a value
-/// out of range fails at load time with the field's name.
+/// out of range fails at load time. A refusal names the setting as the
+/// builder does (`failure_rate.window`, not the file's `window_ms`) and gives
+/// durations in human units (`5 ms`).
 ///
 /// The clock, the name and the transition listener are not data: set them
 /// on the [`Builder`] that [`builder`](Self::builder) returns.
@@ -198,6 +200,10 @@ mod file {
                     let shaped = match backoff.max_ms {
                         Some(max) => Backoff::exponential(backoff.factor, Duration::from_millis(max)),
                         None if backoff.factor == 1.0 => Backoff::fixed(),
+                        // A factor out of range is the error to report, not the missing cap.
+                        None if !(backoff.factor > 1.0 && backoff.factor <= 65.535) => {
+                            Backoff::exponential(backoff.factor, Duration::ZERO)
+                        }
                         None => {
                             return Err(D::Error::custom(format!(
                                 "invalid breaker config: backoff.max_ms is missing: a backoff.factor of {} needs a \
@@ -342,6 +348,8 @@ mod tests {
             assert_eq!(fixed.backoff, Some(Backoff::fixed().jitter(Jitter::Equal)));
             let err = read(r#"{ "backoff": { "factor": 2 } }"#).unwrap_err();
             assert!(err.starts_with("invalid breaker config: backoff.max_ms is missing"), "{err}");
+            let err = read(r#"{ "backoff": { "factor": 0.5 } }"#).unwrap_err();
+            assert!(err.starts_with("invalid breaker config: backoff.factor = 0.5 is outside the limits"), "{err}");
         }
 
         #[test]
