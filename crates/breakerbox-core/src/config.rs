@@ -491,6 +491,8 @@ mod tests {
             "invalid breaker config: backoff.max = 10 ms is below the timeout: the cap must be at least the first \
              open's length"
         );
+        let at_the_limit = ConfigError::BackoffMax { value: Config::MAX_TIMEOUT };
+        assert!(at_the_limit.to_string().contains("is below the timeout"), "the limit itself is allowed");
         let over = ConfigError::BackoffMax { value: Config::MAX_TIMEOUT + Duration::from_millis(1) };
         assert_eq!(
             over.to_string(),

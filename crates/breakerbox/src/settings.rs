@@ -200,17 +200,15 @@ mod file {
                     let shaped = match backoff.max_ms {
                         Some(max) => Backoff::exponential(backoff.factor, Duration::from_millis(max)),
                         None if backoff.factor == 1.0 => Backoff::fixed(),
-                        // A factor out of range is the error to report, not the missing cap.
-                        None if !(backoff.factor > 1.0 && backoff.factor <= 65.535) => {
-                            Backoff::exponential(backoff.factor, Duration::ZERO)
-                        }
-                        None => {
+                        None if (1.0..=65.535).contains(&backoff.factor) => {
                             return Err(D::Error::custom(format!(
                                 "invalid breaker config: backoff.max_ms is missing: a backoff.factor of {} needs a \
                                  cap on how long an open may last",
                                 backoff.factor
                             )));
                         }
+                        // A factor out of range is the error to report, not the missing cap.
+                        None => Backoff::exponential(backoff.factor, Duration::ZERO),
                     };
                     let jittered = shaped.jitter(match backoff.jitter {
                         JitterField::None => Jitter::None,
