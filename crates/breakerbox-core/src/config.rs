@@ -328,10 +328,7 @@ impl fmt::Display for ConfigError {
             ConfigError::HalfOpenMax { value } => {
                 write!(f, "{field} = {value} is over the limit of {}", Config::MAX_HALF_OPEN)
             }
-            ConfigError::Timeout { value } => {
-                let (value, limit) = against(value, Config::MAX_TIMEOUT);
-                write!(f, "{field} = {value} is over the limit of {limit} (2^36 ms, about 2.18 years)")
-            }
+            ConfigError::Timeout { value } => over_the_longest_timeout(f, field, value),
             ConfigError::SuccessThreshold { value } => {
                 write!(f, "{field} = {value} is over the limit of {}", Config::MAX_SUCCESS_THRESHOLD)
             }
@@ -339,8 +336,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "{field} = {value} is outside the limits 1 to 65.535")
             }
             ConfigError::BackoffMax { value } if value > Config::MAX_TIMEOUT => {
-                let (value, limit) = against(value, Config::MAX_TIMEOUT);
-                write!(f, "{field} = {value} is over the limit of {limit} (2^36 ms, about 2.18 years)")
+                over_the_longest_timeout(f, field, value)
             }
             ConfigError::BackoffMax { value } => write!(
                 f,
@@ -415,6 +411,13 @@ impl fmt::Display for Human {
         let unit = if text == "1" && unit == "years" { "year" } else { unit };
         write!(f, "{text} {unit}")
     }
+}
+
+/// `field = value is over the limit of 2.18 years (2^36 ms)`: the words of
+/// every duration capped at [`Config::MAX_TIMEOUT`].
+fn over_the_longest_timeout(f: &mut fmt::Formatter<'_>, field: &str, value: Duration) -> fmt::Result {
+    let (value, limit) = against(value, Config::MAX_TIMEOUT);
+    write!(f, "{field} = {value} is over the limit of {limit} (2^36 ms)")
 }
 
 /// A value and its limit in human units, or exactly (`Debug`) when rounding
@@ -496,8 +499,7 @@ mod tests {
         let over = ConfigError::BackoffMax { value: Config::MAX_TIMEOUT + Duration::from_millis(1) };
         assert_eq!(
             over.to_string(),
-            "invalid breaker config: backoff.max = 68719476.737s is over the limit of 68719476.736s (2^36 ms, about \
-             2.18 years)"
+            "invalid breaker config: backoff.max = 68719476.737s is over the limit of 68719476.736s (2^36 ms)"
         );
     }
 
@@ -550,13 +552,12 @@ mod tests {
         assert_eq!(err, ConfigError::Timeout { value: too_long });
         assert_eq!(
             err.to_string(),
-            "invalid breaker config: timeout = 68719476.736000001s is over the limit of 68719476.736s (2^36 ms, about \
-             2.18 years)"
+            "invalid breaker config: timeout = 68719476.736000001s is over the limit of 68719476.736s (2^36 ms)"
         );
         let err = Config { timeout: Duration::from_secs(3 * 365 * 24 * 3600), ..Config::default() }.validate();
         assert_eq!(
             err.unwrap_err().to_string(),
-            "invalid breaker config: timeout = 3 years is over the limit of 2.18 years (2^36 ms, about 2.18 years)"
+            "invalid breaker config: timeout = 3 years is over the limit of 2.18 years (2^36 ms)"
         );
 
         let err = Config { timeout: Duration::MAX, ..Config::default() }.validate().unwrap_err();
