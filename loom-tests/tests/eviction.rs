@@ -14,8 +14,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use breakerbox_core::__private::{EvictionFlag, RawWord as _};
 use breakerbox_core::quanta::Clock;
-use breakerbox_core::{Config, CoreBreaker, EvictionFlag, Outcome, State, Timestamp};
+use breakerbox_core::{Config, CoreBreaker, Outcome, State, Timestamp};
 use loom::sync::Arc;
 
 /// What happened in one execution.

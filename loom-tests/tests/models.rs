@@ -75,9 +75,10 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use breakerbox_core::__private::RawWord as _;
 use breakerbox_core::quanta::Clock;
 use breakerbox_core::{
-    Backoff, Config, CoreBreaker, Limits, Outcome, Recorded, Rejected, State, StateWord, Ticket, Timestamp,
+    Backoff, Config, CoreBreaker, Outcome, Recorded, Rejected, State, StateWord, Ticket, Timestamp, ValidConfig,
 };
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
@@ -253,8 +254,8 @@ fn call(breaker: &CoreBreaker, setup: &[Ticket], held: &mut Option<Ticket>, op: 
 }
 
 /// The shape every word must have, whoever loads it and when (the count's
-/// layout is the one `StateWord`'s docs state).
-fn assert_well_formed(word: StateWord, limits: Limits) {
+/// layout is the one docs/ARCHITECTURE.md states).
+fn assert_well_formed(word: StateWord, limits: ValidConfig) {
     let bits = |max: u32| u32::BITS - max.leading_zeros();
     let in_bits = bits(limits.half_open_max());
     let count = word.count();
@@ -273,7 +274,7 @@ fn assert_well_formed(word: StateWord, limits: Limits) {
 
 /// One model thread: runs its program, checking after each call that the word
 /// it loads is well formed and no older than the last one it loaded.
-fn run_thread(breaker: &CoreBreaker, setup: &[Ticket], ops: &[Op], limits: Limits) -> Vec<Ret> {
+fn run_thread(breaker: &CoreBreaker, setup: &[Ticket], ops: &[Op], limits: ValidConfig) -> Vec<Ret> {
     let mut held = None;
     let mut seen: Option<StateWord> = None;
     let mut returns = Vec::with_capacity(ops.len());
@@ -364,7 +365,7 @@ fn explore(scenario: &'static Scenario, cases: &[&str], verdict: fn(&Run, &CoreB
     let expected_in_model = expected.clone();
     loom::model::Builder::new().check(move || {
         let breaker = Arc::new(new_breaker(scenario));
-        let limits = breaker.limits();
+        let limits = breaker.valid_config();
         let setup = (scenario.setup)(&breaker);
         let handles: Vec<_> = scenario
             .threads

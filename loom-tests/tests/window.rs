@@ -16,10 +16,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use breakerbox_core::__private::{RateRule, RateWindow, Ring};
 use breakerbox_core::quanta::Clock;
-use breakerbox_core::{
-    Config, CoreBreaker, FailureRate, Outcome, RateWindow, Recorded, Ring, State, Ticket, Timestamp,
-};
+use breakerbox_core::{Config, CoreBreaker, FailureRate, Outcome, Recorded, State, Ticket, Timestamp};
 use loom::sync::Arc;
 
 fn at(ms: u64) -> Timestamp {
@@ -32,7 +31,7 @@ fn setup(ratio: f64, min_calls: u32) -> (CoreBreaker, RateWindow) {
     let (clock, _mock) = Clock::mock();
     let config = Config { threshold: 1, timeout: Duration::from_millis(100), half_open_max: 1 };
     let breaker = CoreBreaker::builder(config).clock(clock).consecutive_failures(false).build().unwrap();
-    let rule = FailureRate::new(ratio, min_calls, Duration::from_millis(20)).validate().unwrap();
+    let rule = RateRule::new(&FailureRate::new(ratio, min_calls, Duration::from_millis(20))).unwrap();
     (breaker, RateWindow::new(rule))
 }
 

@@ -8,7 +8,7 @@ use crossbeam_utils::CachePadded;
 use crate::backoff::Schedule;
 use crate::builder::Builder;
 use crate::cell::StateCell;
-use crate::config::{Config, ConfigError, Limits};
+use crate::config::{Config, ConfigError, ValidConfig};
 use crate::observe::{Change, Observer};
 use crate::recent_clock::RecentClock;
 use crate::sync::{AtomicU64, Ordering};
@@ -57,7 +57,7 @@ use crate::word::{State, StateWord};
 pub struct CoreBreaker {
     // Padded so that a neighbour's writes (another breaker in an array, a
     // counter) never invalidate the line every admission reads. The word
-    // shares that line only with the limits and the clock, which nothing
+    // shares that line only with the config and the clock, which nothing
     // writes after construction: a breaker is one line, not a line for the
     // word and another for the rest.
     parts: CachePadded<Parts>,
@@ -65,7 +65,7 @@ pub struct CoreBreaker {
 
 struct Parts {
     cell: StateCell,
-    limits: Limits,
+    limits: ValidConfig,
     time: TimeSource,
     /// Changes of state into open, counted by the thread that made each.
     opens: AtomicU64,
@@ -135,7 +135,7 @@ impl CoreBreaker {
     }
 
     pub(crate) fn assemble(
-        limits: Limits,
+        limits: ValidConfig,
         time: TimeSource,
         observer: Option<Box<Observer>>,
         schedule: Option<Box<Schedule>>,
@@ -354,10 +354,11 @@ impl CoreBreaker {
     }
 
     /// Opens the breaker if it is still closed in the generation `ticket`
-    /// was issued in, because a rule kept outside the state word says so
-    /// (the failure rate of a [`RateWindow`](crate::RateWindow), which the
-    /// facade keeps): as reaching the threshold would, with the backoff's
-    /// next step, reported as [`Reason::FailureRateReached`](crate::Reason).
+    /// was issued in, because a rule kept outside the breaker says so (the
+    /// facade's failure-rate window, or a rule of your own; see
+    /// [`Builder::consecutive_failures`]): as reaching the threshold would,
+    /// with the backoff's next step, reported as
+    /// [`Reason::FailureRateReached`](crate::Reason).
     /// `true` if this call opened it; `false` if the breaker was no longer
     /// closed in that generation (another failure, a trip or a reset got
     /// there first), which changes nothing.
@@ -408,7 +409,8 @@ impl CoreBreaker {
         transition::observe(self.parts.cell.load(), &mut || now)
     }
 
-    /// The raw state word, for metrics and debugging.
+    /// The stored state, for metrics and debugging: one load, nothing
+    /// decided (see [`StateWord`]).
     #[inline]
     pub fn snapshot(&self) -> StateWord {
         self.parts.cell.load()
@@ -439,9 +441,25 @@ impl CoreBreaker {
         self.parts.time.timestamp(instant)
     }
 
-    /// The limits in force: the config with defaults resolved and the
-    /// timeout rounded up to whole milliseconds.
-    pub fn limits(&self) -> Limits {
+    /// The config in force, with every field explicit: defaults resolved
+    /// and the timeout rounded up to whole milliseconds. With
+    /// [`Builder::consecutive_failures`] off its threshold is 0.
+    ///
+    /// ```
+    /// use breakerbox_core::{Config, CoreBreaker};
+    /// use std::time::Duration;
+    ///
+    /// let breaker = CoreBreaker::new(Config { timeout: Duration::from_micros(1_500), ..Config::default() })?;
+    /// assert_eq!(breaker.config(), Config { timeout: Duration::from_millis(2), ..Config::default() });
+    /// # Ok::<(), breakerbox_core::ConfigError>(())
+    /// ```
+    pub fn config(&self) -> Config {
+        self.parts.limits.config()
+    }
+
+    /// The config in force with the builder's options: what
+    /// [`config`](Self::config) gives, and the success threshold.
+    pub fn valid_config(&self) -> ValidConfig {
         self.parts.limits
     }
 
@@ -478,7 +496,7 @@ impl fmt::Debug for CoreBreaker {
         f.debug_struct("CoreBreaker")
             .field("name", &self.name())
             .field("word", &self.snapshot())
-            .field("limits", &self.parts.limits)
+            .field("config", &self.parts.limits)
             .finish()
     }
 }

@@ -200,8 +200,8 @@ impl Builder {
     /// (the default, `true`). Switch it off when another rule (a
     /// [`FailureRate`](crate::FailureRate) in the facade, or
     /// [`CoreBreaker::open_on_rate`] driven by your own) decides instead: a
-    /// failure of a closed breaker then writes nothing, and
-    /// [`Limits::threshold`](crate::Limits::threshold) reads 0.
+    /// failure of a closed breaker then writes nothing, and the threshold of
+    /// [`CoreBreaker::config`] and [`CoreBreaker::valid_config`] reads 0.
     ///
     /// ```
     /// use breakerbox_core::{Config, CoreBreaker, Outcome, State};

@@ -1,5 +1,5 @@
 //! What a user asks for ([`Config`]) and what the state word can hold
-//! ([`Limits`], or a [`ConfigError`] naming the field that does not fit).
+//! ([`ValidConfig`], or a [`ConfigError`] naming the field that does not fit).
 
 use core::fmt;
 use core::time::Duration;
@@ -10,7 +10,8 @@ use crate::word;
 /// How a breaker behaves: when it opens, how long it stays open, how many
 /// probes it lets through while half-open.
 ///
-/// A zero field means its default, as in the Go package this crate follows.
+/// A zero field means its default, as in the Go package this crate follows
+/// (each field says which); [`validate`](Self::validate) resolves them.
 ///
 /// With the `serde` feature a `Config` serializes as `threshold`,
 /// `timeout_ms` (rounded up to whole milliseconds) and `half_open_max`, and
@@ -27,22 +28,25 @@ use crate::word;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
-    /// Consecutive failures that open a closed breaker (default 5, at most
-    /// [`Config::MAX_THRESHOLD`]).
+    /// Consecutive failures that open a closed breaker, at most
+    /// [`Config::MAX_THRESHOLD`]. Zero means the default,
+    /// [`Config::DEFAULT_THRESHOLD`] (5).
     pub threshold: u32,
     /// How long an open breaker rejects calls before it lets a probe through
-    /// (default 30 s, at most [`Config::MAX_TIMEOUT`], rounded up to whole
-    /// milliseconds), and the first step of a backoff. Also how long a
-    /// half-open breaker waits for a probe that never reports before it
-    /// starts over with fresh probes (with a backoff, the current step).
+    /// (at most [`Config::MAX_TIMEOUT`], rounded up to whole milliseconds),
+    /// and the first step of a backoff. Also how long a half-open breaker
+    /// waits for a probe that never reports before it starts over with fresh
+    /// probes (with a backoff, the current step). Zero means the default,
+    /// [`Config::DEFAULT_TIMEOUT`] (30 s).
     ///
     /// It fires within a millisecond of its value either way: the time of
     /// the transition and the clock are both whole milliseconds rounded
     /// down (see [`TICK`](crate::TICK)). A clock that jumps back by some
     /// time keeps an open breaker open that much longer.
     pub timeout: Duration,
-    /// Probes a half-open breaker lets run at once (default 1, at most
-    /// [`Config::MAX_HALF_OPEN`]).
+    /// Probes a half-open breaker lets run at once, at most
+    /// [`Config::MAX_HALF_OPEN`]. Zero means the default,
+    /// [`Config::DEFAULT_HALF_OPEN`] (1).
     pub half_open_max: u32,
 }
 
@@ -53,27 +57,25 @@ impl Config {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
     /// The probe limit used when `half_open_max` is zero.
     pub const DEFAULT_HALF_OPEN: u32 = 1;
-    /// The largest threshold the state word's count field holds (65 535).
+    /// The largest threshold (65 535).
     pub const MAX_THRESHOLD: u32 = word::COUNT_MAX as u32;
-    /// The largest probe limit the state word's count field holds (65 535).
+    /// The largest probe limit (65 535).
     pub const MAX_HALF_OPEN: u32 = word::COUNT_MAX as u32;
-    /// The largest success threshold: 32 768, whose 32 767 successes so far
-    /// fill 15 bits of the half-open count beside one probe slot. Combined
-    /// with a larger `half_open_max` or a backoff it must be smaller: see
-    /// [`ConfigError::HalfOpenCount`].
+    /// The largest success threshold (32 768), with one probe and a fixed
+    /// backoff. Combined with a larger `half_open_max` or a backoff it must be
+    /// smaller: see [`ConfigError::HalfOpenCount`].
     pub const MAX_SUCCESS_THRESHOLD: u32 = 1 << (word::COUNT_BITS - 1);
-    /// The longest timeout: 2^36 milliseconds, about 2.18 years.
+    /// The longest timeout: 2^36 milliseconds, about 2.18 years; backoff
+    /// caps and `trip_for` share it.
     ///
-    /// The state word reads distances up to 2^37 ms either side of its time
-    /// field: an open breaker's deadline is read as passed from the deadline
-    /// to 2^37 ms after it, and a deadline at most 2^36 ms ahead (this cap,
-    /// which backoff caps and `trip_for` share) is always read as ahead. A
-    /// half-open round's lease is measured as elapsed time since the round
-    /// started, exact up to 2^37 - 1 ms, so twice the longest lease.
+    /// The breaker measures distances in time exactly up to 2^37 ms either
+    /// way: an open breaker's deadline reads as passed from the deadline to
+    /// 2^37 ms after it, a deadline at most this far ahead always reads as
+    /// ahead, and a half-open round's lease is measured exactly.
     pub const MAX_TIMEOUT: Duration = Duration::from_millis(word::MAX_TIMEOUT_TICKS);
 
-    /// Checks that every field fits the state word and resolves zero fields to
-    /// their defaults.
+    /// Checks every field against its limit and resolves zero fields to their
+    /// defaults.
     ///
     /// ```
     /// use breakerbox_core::Config;
@@ -82,7 +84,7 @@ impl Config {
     /// assert_eq!(err.field(), "threshold");
     /// assert!(err.to_string().contains("70000"));
     /// ```
-    pub fn validate(&self) -> Result<Limits, ConfigError> {
+    pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
         let threshold = match self.threshold {
             0 => Self::DEFAULT_THRESHOLD,
             t if t > Self::MAX_THRESHOLD => return Err(ConfigError::Threshold { value: t }),
@@ -98,7 +100,7 @@ impl Config {
         if timeout_ticks > u128::from(word::MAX_TIMEOUT_TICKS) {
             return Err(ConfigError::Timeout { value: self.timeout });
         }
-        Ok(Limits {
+        Ok(ValidConfig {
             timeout_ticks: timeout_ticks as u64,
             threshold: threshold as u16,
             half_open_max: half_open_max as u16,
@@ -125,14 +127,15 @@ impl Default for Config {
     }
 }
 
-/// A validated [`Config`]: defaults resolved, the timeout in whole ticks, and
-/// the layout of the half-open state word's count (probes in flight, then
-/// probe successes, then the backoff streak).
+/// A validated [`Config`]: every limit checked, defaults resolved, the
+/// timeout rounded up to whole milliseconds, and, for a breaker's own (read
+/// with [`CoreBreaker::valid_config`](crate::CoreBreaker::valid_config)), the
+/// builder's options.
 ///
 /// Made only by [`Config::validate`] (or the builder, with its options), so
-/// every value fits the state word.
+/// every value is one the breaker can hold.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Limits {
+pub struct ValidConfig {
     pub(crate) timeout_ticks: u64,
     pub(crate) threshold: u16,
     pub(crate) half_open_max: u16,
@@ -141,9 +144,9 @@ pub struct Limits {
     pub(crate) success_bits: u8,
 }
 
-impl fmt::Debug for Limits {
+impl fmt::Debug for ValidConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Limits")
+        f.debug_struct("ValidConfig")
             .field("threshold", &self.threshold)
             .field("half_open_max", &self.half_open_max)
             .field("timeout_ticks", &self.timeout_ticks)
@@ -152,7 +155,7 @@ impl fmt::Debug for Limits {
     }
 }
 
-impl Limits {
+impl ValidConfig {
     /// Consecutive failures that open the breaker (1 to 65 535), or 0 when
     /// that rule is off ([`Builder::consecutive_failures`](crate::Builder::consecutive_failures));
     /// [`config`](Self::config) then reports a threshold of 0 too, which a
@@ -172,11 +175,11 @@ impl Limits {
         self.success_threshold as u32
     }
 
-    /// These limits with the builder's options: `success_threshold` (0
+    /// This config with the builder's options: `success_threshold` (0
     /// means 1) and a backoff of `steps` steps. The half-open count holds
     /// probes in flight, successes so far and the streak side by side in 16
     /// bits; a combination that does not fit is refused.
-    pub(crate) fn with_policy(self, success_threshold: u32, steps: u32) -> Result<Limits, ConfigError> {
+    pub(crate) fn with_policy(self, success_threshold: u32, steps: u32) -> Result<ValidConfig, ConfigError> {
         let success_threshold = match success_threshold {
             0 => 1,
             n if n > Config::MAX_SUCCESS_THRESHOLD => return Err(ConfigError::SuccessThreshold { value: n }),
@@ -191,12 +194,12 @@ impl Limits {
                 backoff_steps: steps,
             });
         }
-        Ok(Limits { success_threshold: success_threshold as u16, success_bits, ..self })
+        Ok(ValidConfig { success_threshold: success_threshold as u16, success_bits, ..self })
     }
 
-    /// These limits with the consecutive-failure rule switched off.
-    pub(crate) const fn without_consecutive_rule(self) -> Limits {
-        Limits { threshold: 0, ..self }
+    /// This config with the consecutive-failure rule switched off.
+    pub(crate) const fn without_consecutive_rule(self) -> ValidConfig {
+        ValidConfig { threshold: 0, ..self }
     }
 
     /// The open timeout, rounded up to whole milliseconds.
@@ -204,14 +207,14 @@ impl Limits {
         Duration::from_millis(self.timeout_ticks)
     }
 
-    /// The configuration these limits came from, with every field explicit.
+    /// The configuration this came from, with every field explicit.
     ///
     /// ```
     /// use breakerbox_core::Config;
     /// use std::time::Duration;
     ///
-    /// let limits = Config { timeout: Duration::from_micros(1_500), ..Config::default() }.validate()?;
-    /// assert_eq!(limits.config().timeout, Duration::from_millis(2));
+    /// let valid = Config { timeout: Duration::from_micros(1_500), ..Config::default() }.validate()?;
+    /// assert_eq!(valid.config().timeout, Duration::from_millis(2));
     /// # Ok::<(), breakerbox_core::ConfigError>(())
     /// ```
     pub const fn config(&self) -> Config {
@@ -267,9 +270,9 @@ pub enum ConfigError {
         /// The cap given.
         max: Duration,
     },
-    /// A half-open breaker keeps its probes in flight, its probe successes so
-    /// far and its backoff streak side by side in the state word's 16-bit
-    /// count: `bits(half_open_max) + bits(success_threshold - 1) +
+    /// A half-open breaker has 16 bits for its probes in flight, its probe
+    /// successes so far and its backoff streak together: with `bits(n)` the
+    /// bits `n` takes, `bits(half_open_max) + bits(success_threshold - 1) +
     /// bits(backoff_steps)` must be at most 16. Each alone fits; together
     /// they do not.
     HalfOpenCount {

@@ -21,7 +21,8 @@ use crate::sync::{AtomicBool, Ordering, fence};
 /// flag, never neither.
 ///
 /// ```
-/// use breakerbox_core::{Config, CoreBreaker, EvictionFlag, Outcome, State};
+/// use breakerbox_core::__private::EvictionFlag;
+/// use breakerbox_core::{Config, CoreBreaker, Outcome, State};
 ///
 /// let breaker = CoreBreaker::new(Config { threshold: 1, ..Config::default() })?;
 /// let flag = EvictionFlag::new();

@@ -32,8 +32,8 @@
 //! results are matched to the generation they were admitted in, a half-open
 //! breaker limits probes *in flight* (an ignored probe frees its slot), probes
 //! that never report cannot wedge it, and reading the state has no side
-//! effects. `docs/ARCHITECTURE.md` in the repository has the bit layout, the
-//! transition table and the orderings.
+//! effects. `docs/ARCHITECTURE.md` in the repository has the transition
+//! table and the orderings, and the bit layout, which is not part of the API.
 //!
 //! A closed breaker's `acquire` and a healthy `record` are each one load and
 //! a compare, inlined into the caller; everything else they do (anything that
@@ -64,10 +64,10 @@
 //! # }
 //! ```
 //!
-//! A [`RateWindow`] states a failure-rate rule over a sliding window of time
-//! buckets kept in one [`Ring`] per thread (the facade keeps the rings), and
-//! [`CoreBreaker::open_on_rate`] opens a breaker the rule says must open,
-//! with the same single CAS as any transition.
+//! A rule kept outside the breaker (the facade's failure rate over a sliding
+//! window, or one of your own) opens it with [`CoreBreaker::open_on_rate`]:
+//! the same single CAS as any transition, and only if the breaker is still
+//! closed in the generation of the call that tipped the rule.
 //!
 //! The breaker orders only itself: loads of the word are `Relaxed` and so is
 //! everything on the healthy path (see the `# Orderings` section of the
@@ -78,6 +78,11 @@
 // carries a badge naming its feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Outside semver: what the facade and the workspace's tests need and users
+// should not touch. See its docs, and docs/ARCHITECTURE.md for why a hidden
+// module rather than an internal crate.
+#[doc(hidden)]
+pub mod __private;
 mod backoff;
 mod breaker;
 mod builder;
@@ -98,13 +103,12 @@ mod word;
 pub use backoff::{Backoff, Jitter};
 pub use breaker::CoreBreaker;
 pub use builder::Builder;
-pub use config::{Config, ConfigError, Limits};
-pub use evict::EvictionFlag;
+pub use config::{Config, ConfigError, ValidConfig};
 pub use observe::{Reason, Transition};
 pub use recent_clock::RecentClock;
 pub use ticket::{Outcome, Recorded, Rejected, Ticket};
 pub use time::{TICK, Timestamp};
-pub use window::{BUCKETS, FailureRate, RateRule, RateWindow, Ring, WindowCounts};
+pub use window::FailureRate;
 pub use word::{State, StateWord};
 
 /// The clock crate the breaker runs on, re-exported so that

@@ -156,11 +156,11 @@ impl Transition {
     ///
     /// It counts every change of the state word's generation, the unreported
     /// ones too (a trip of an open breaker, a reset of a closed one), so
-    /// reported numbers can skip; its low byte is the word's
-    /// [`epoch`](StateWord::epoch). It is exact unless 256 or more threads
+    /// reported numbers can skip. It is exact unless 256 or more threads
     /// sit between a transition and its report at once, or a thread holds a
-    /// word across a multiple of 256 transitions within one millisecond (the
-    /// limit under which generations alias, see [`StateWord`]).
+    /// snapshot across a multiple of 256 transitions within one millisecond
+    /// (the limit under which generations alias, see
+    /// [`Ticket`](crate::Ticket)).
     pub fn sequence(&self) -> u64 {
         self.sequence
     }

@@ -17,6 +17,12 @@ use crate::word::StateWord;
 /// holds a probe slot until the round's lease (the timeout, or the backoff's
 /// current step) has passed, after which the breaker starts over with fresh
 /// probes.
+///
+/// A ticket held across transitions is told from the generations after its
+/// own unless a multiple of 256 transitions happen within one millisecond
+/// (only `trip` or `reset` in a loop can do that), or it is held for years:
+/// across a generation that starts a multiple of 2^38 ms (about 8.7 years)
+/// after its own, a multiple of 256 transitions later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[must_use = "a ticket should be handed back with the call's outcome"]
 pub struct Ticket {

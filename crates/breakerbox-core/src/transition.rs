@@ -54,7 +54,7 @@
 //! reason isolated): it changes what the breaker will do.
 
 use crate::backoff::Schedule;
-use crate::config::Limits;
+use crate::config::ValidConfig;
 use crate::observe::Reason;
 use crate::ticket::{Outcome, Recorded, Rejected, Ticket};
 use crate::time::Timestamp;
@@ -86,7 +86,7 @@ impl<D> Step<D> {
 /// What a transition needs beyond the word: the limits and the backoff.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Policy<'a> {
-    pub(crate) limits: &'a Limits,
+    pub(crate) limits: &'a ValidConfig,
     /// The backoff's box, `None` for the fixed one: looked into only by the
     /// rows that need it, so that a rejection does not pay for the load.
     pub(crate) schedule: &'a Option<Box<Schedule>>,
@@ -107,7 +107,7 @@ struct Probes {
 }
 
 impl Probes {
-    fn of(word: StateWord, limits: &Limits) -> Probes {
+    fn of(word: StateWord, limits: &ValidConfig) -> Probes {
         let count = word.count();
         let (in_bits, ok_bits) = (u32::from(limits.in_flight_bits), u32::from(limits.success_bits));
         Probes {
@@ -124,7 +124,7 @@ impl Probes {
         Probes { in_flight: self.in_flight.saturating_sub(1), ..self }
     }
 
-    fn packed(self, limits: &Limits) -> u32 {
+    fn packed(self, limits: &ValidConfig) -> u32 {
         let (in_bits, ok_bits) = (u32::from(limits.in_flight_bits), u32::from(limits.success_bits));
         self.in_flight | (self.successes << in_bits) | (self.streak << (in_bits + ok_bits))
     }
@@ -135,7 +135,7 @@ const fn low_bits(bits: u32) -> u32 {
 }
 
 /// The backoff streak a word carries: opens in a row so far.
-fn streak(word: StateWord, limits: &Limits) -> u32 {
+fn streak(word: StateWord, limits: &ValidConfig) -> u32 {
     match word.stored() {
         Stored::Closed | Stored::Isolated => 0,
         Stored::Open => word.count(),
@@ -223,7 +223,7 @@ const fn admit(next: StateWord) -> Step<Result<Ticket, Rejected>> {
 fn start_round(
     word: StateWord,
     streak: u32,
-    limits: &Limits,
+    limits: &ValidConfig,
     now: Timestamp,
     reason: Reason,
 ) -> Step<Result<Ticket, Rejected>> {

@@ -91,14 +91,17 @@ const NO_GENERATION: u64 = u64::MAX;
 /// A failure-rate rule as given: open when, over the last `window`, at least
 /// `min_calls` calls finished and at least `ratio` of them failed.
 ///
+/// The `breakerbox` facade keeps the window (`breakerbox::Builder::failure_rate`);
+/// this crate states the rule and checks it.
+///
 /// ```
 /// use breakerbox_core::FailureRate;
 /// use std::time::Duration;
 ///
 /// let rate = FailureRate::new(0.5, 20, Duration::from_secs(10));
-/// let rule = rate.validate()?;
-/// assert_eq!(rule.bucket(), Duration::from_secs(1)); // 10 buckets of 1 s
-/// # Ok::<(), breakerbox_core::ConfigError>(())
+/// assert_eq!(rate.validate(), Ok(()));
+/// let err = FailureRate::new(1.5, 20, Duration::from_secs(10)).validate().unwrap_err();
+/// assert_eq!(err.field(), "failure_rate.ratio");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FailureRate {
@@ -108,11 +111,12 @@ pub struct FailureRate {
 }
 
 impl FailureRate {
-    /// The longest window: one day, which keeps a bucket's 48-bit counters
-    /// from overflowing at any rate one thread can call (2^48 calls in a
-    /// tenth of a day is one every 31 ps).
+    /// The longest window: one day, which keeps the window's counters from
+    /// overflowing at any rate a thread can call.
+    // A bucket's counter has 48 bits: 2^48 calls in a tenth of a day is one
+    // every 31 ps.
     pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
-    /// The shortest window: one millisecond per bucket.
+    /// The shortest window: 10 ms.
     pub const MIN_WINDOW: Duration = Duration::from_millis(BUCKETS_U64);
 
     /// The rule `failures / calls >= ratio` over `window`, once `min_calls`
@@ -139,21 +143,12 @@ impl FailureRate {
         self.window
     }
 
-    /// The rule in the integers the breaker uses: the ratio in parts per
-    /// million (rounded to the nearest), the bucket width in whole
-    /// milliseconds (the window over [`BUCKETS`], rounded up), or the
-    /// [`ConfigError`] naming what does not fit.
-    pub fn validate(&self) -> Result<RateRule, ConfigError> {
-        if !(self.ratio > 0.0 && self.ratio <= 1.0) {
-            return Err(ConfigError::FailureRatio { value: self.ratio });
-        }
-        if self.window < Self::MIN_WINDOW || self.window > Self::MAX_WINDOW {
-            return Err(ConfigError::RateWindow { value: self.window });
-        }
-        // In range, so the product is at most 1e6 and the cast exact.
-        let ratio_ppm = ((self.ratio * 1e6).round() as u32).max(1);
-        let bucket_ticks = ticks_rounded_up(self.window).div_ceil(u128::from(BUCKETS_U64)) as u64;
-        Ok(RateRule { ratio_ppm, min_calls: self.min_calls.max(1), bucket_ticks })
+    /// Checks the rule, as the builders do: `ratio` in `(0, 1]`, `window`
+    /// from [`MIN_WINDOW`](Self::MIN_WINDOW) to
+    /// [`MAX_WINDOW`](Self::MAX_WINDOW), or the [`ConfigError`] naming what
+    /// does not fit.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        RateRule::new(self).map(drop)
     }
 }
 
@@ -166,6 +161,23 @@ pub struct RateRule {
 }
 
 impl RateRule {
+    /// `rate` in the integers the breaker uses: the ratio in parts per
+    /// million (rounded to the nearest), the bucket width in whole
+    /// milliseconds (the window over [`BUCKETS`], rounded up), or the
+    /// [`ConfigError`] naming what does not fit.
+    pub fn new(rate: &FailureRate) -> Result<RateRule, ConfigError> {
+        if !(rate.ratio > 0.0 && rate.ratio <= 1.0) {
+            return Err(ConfigError::FailureRatio { value: rate.ratio });
+        }
+        if rate.window < FailureRate::MIN_WINDOW || rate.window > FailureRate::MAX_WINDOW {
+            return Err(ConfigError::RateWindow { value: rate.window });
+        }
+        // In range, so the product is at most 1e6 and the cast exact.
+        let ratio_ppm = ((rate.ratio * 1e6).round() as u32).max(1);
+        let bucket_ticks = ticks_rounded_up(rate.window).div_ceil(u128::from(BUCKETS_U64)) as u64;
+        Ok(RateRule { ratio_ppm, min_calls: rate.min_calls.max(1), bucket_ticks })
+    }
+
     /// The failure ratio that opens the breaker, in parts per million.
     pub const fn ratio_ppm(&self) -> u32 {
         self.ratio_ppm
@@ -190,10 +202,11 @@ impl RateRule {
     /// `failures * 1e6 >= ratio_ppm * calls`.
     ///
     /// ```
-    /// use breakerbox_core::{FailureRate, WindowCounts};
+    /// use breakerbox_core::FailureRate;
+    /// use breakerbox_core::__private::{RateRule, WindowCounts};
     /// use std::time::Duration;
     ///
-    /// let rule = FailureRate::new(0.5, 4, Duration::from_secs(10)).validate()?;
+    /// let rule = RateRule::new(&FailureRate::new(0.5, 4, Duration::from_secs(10)))?;
     /// assert!(!rule.exceeded(WindowCounts { calls: 3, failures: 3 })); // too few calls
     /// assert!(rule.exceeded(WindowCounts { calls: 4, failures: 2 }));
     /// assert!(!rule.exceeded(WindowCounts { calls: 5, failures: 2 }));
@@ -372,12 +385,13 @@ impl fmt::Debug for Ring {
 /// one per thread.
 ///
 /// ```
-/// use breakerbox_core::{Config, CoreBreaker, FailureRate, Outcome, RateWindow, Ring, State};
+/// use breakerbox_core::__private::{RateRule, RateWindow, Ring};
+/// use breakerbox_core::{Config, CoreBreaker, FailureRate, Outcome, State};
 /// use std::time::Duration;
 ///
 /// let (clock, _mock) = breakerbox_core::quanta::Clock::mock();
 /// let breaker = CoreBreaker::builder(Config::default()).clock(clock).consecutive_failures(false).build()?;
-/// let window = RateWindow::new(FailureRate::new(0.5, 4, Duration::from_secs(10)).validate()?);
+/// let window = RateWindow::new(RateRule::new(&FailureRate::new(0.5, 4, Duration::from_secs(10)))?);
 /// let ring = Ring::new(); // this thread's
 /// for outcome in [Outcome::Success, Outcome::Failure, Outcome::Success, Outcome::Failure] {
 ///     let ticket = breaker.acquire()?;
@@ -516,7 +530,7 @@ mod tests {
     use crate::{Config, CoreBreaker};
 
     fn rule(ratio: f64, min_calls: u32, window_ms: u64) -> RateRule {
-        FailureRate::new(ratio, min_calls, Duration::from_millis(window_ms)).validate().unwrap()
+        RateRule::new(&FailureRate::new(ratio, min_calls, Duration::from_millis(window_ms))).unwrap()
     }
 
     #[test]
@@ -530,10 +544,10 @@ mod tests {
             let err = FailureRate::new(0.5, 1, window).validate().unwrap_err();
             assert_eq!(err.field(), "failure_rate.window", "{window:?}");
         }
-        let rule = FailureRate::new(0.000_000_1, 0, Duration::from_millis(101)).validate().unwrap();
+        let rule = RateRule::new(&FailureRate::new(0.000_000_1, 0, Duration::from_millis(101))).unwrap();
         assert_eq!((rule.ratio_ppm(), rule.min_calls(), rule.bucket()), (1, 1, Duration::from_millis(11)));
         assert_eq!(rule.window(), Duration::from_millis(110));
-        assert_eq!(FailureRate::new(1.0, 5, FailureRate::MAX_WINDOW).validate().unwrap().ratio_ppm(), 1_000_000);
+        assert_eq!(RateRule::new(&FailureRate::new(1.0, 5, FailureRate::MAX_WINDOW)).unwrap().ratio_ppm(), 1_000_000);
     }
 
     #[test]
@@ -559,7 +573,7 @@ mod tests {
     fn a_rule_reads_back_as_given_and_as_validated() {
         let rate = FailureRate::new(0.25, 7, Duration::from_millis(1_234));
         assert_eq!((rate.ratio(), rate.min_calls(), rate.window()), (0.25, 7, Duration::from_millis(1_234)));
-        let rule = rate.validate().unwrap();
+        let rule = RateRule::new(&rate).unwrap();
         assert_eq!((rule.ratio_ppm(), rule.min_calls()), (250_000, 7));
         assert_eq!((rule.bucket(), rule.window()), (Duration::from_millis(124), Duration::from_millis(1_240)));
         let window = RateWindow::new(rule);

@@ -1,5 +1,16 @@
-//! The state word: a breaker's whole state in one `u64`; the layout is
-//! documented on [`StateWord`].
+//! The state word: a breaker's whole state in one `u64`.
+//!
+//! ```text
+//!  63                                    26 25        18 17                 2 1   0
+//! +----------------------------------------+------------+--------------------+-----+
+//! |  time (38)                             | epoch (8)  |     count (16)     | st  |
+//! +----------------------------------------+------------+--------------------+-----+
+//! ```
+//!
+//! `docs/ARCHITECTURE.md` ("The state word") says what each field holds and
+//! the limits the widths set. The layout is private: [`StateWord`]'s public
+//! accessors read what it means, and the raw fields reach the facade and the
+//! workspace's tests only through [`crate::__private::RawWord`].
 
 use core::fmt;
 
@@ -105,54 +116,30 @@ impl fmt::Display for State {
     }
 }
 
-/// A snapshot of the state word: `Copy`, read with
-/// [`CoreBreaker::snapshot`](crate::CoreBreaker::snapshot).
-///
-/// ```text
-///  63                                    26 25        18 17                 2 1   0
-/// +----------------------------------------+------------+--------------------+-----+
-/// |  time (38)                             | epoch (8)  |     count (16)     | st  |
-/// +----------------------------------------+------------+--------------------+-----+
-/// ```
-///
-/// - `st`: the stored state: closed = 0, open = 1, half-open = 2, and 3 for
-///   open held by `isolate` (which [`phase`](StateWord::phase) reports as
-///   [`State::Open`] and [`held_open`](StateWord::held_open) as `true`).
-/// - `count`: consecutive failures while closed; while half-open, from the
-///   low bits up, probes in flight, probe successes so far and the backoff
-///   streak, each as wide as its limit needs (see
-///   [`ConfigError::HalfOpenCount`](crate::ConfigError::HalfOpenCount)); the
-///   backoff streak while open (opens in a row, saturated where the backoff
-///   stops growing); zero while held open.
-/// - `epoch`: a counter every transition adds one to, wrapping at 256 (the
-///   low byte of the transition's sequence number).
-/// - `time`: in ticks since the breaker's base instant, wrapping at 2^38 ticks
-///   (about 8.7 years): while open, when the open ends (its *deadline*);
-///   otherwise the time of the last transition. Distances are read as the
-///   wrapping difference taken as signed, so a `now` slightly older than a
-///   transition (another thread's clock read raced it) counts as no time
-///   elapsed, and any distance below 2^37 ticks (about 4.36 years) is read
-///   exactly, however long the breaker has lived.
-///
-/// Every field but `count` together is the word's *generation*: what a
-/// [`Ticket`](crate::Ticket) carries. A transition always changes it (new
-/// epoch), and a result whose ticket has another generation is stale. Two
-/// generations can only be confused if exactly a multiple of 256 transitions
-/// happened within one tick, or the times are a multiple of 2^38 ticks apart
-/// with the epochs equal.
+/// A snapshot of a breaker's state, read with
+/// [`CoreBreaker::snapshot`](crate::CoreBreaker::snapshot): `Copy`, one load,
+/// nothing decided.
 ///
 /// Its [`phase`](StateWord::phase) is the stored state: an open breaker whose
 /// deadline has passed still stores `Open` until the next acquire moves it; use
 /// [`CoreBreaker::state`](crate::CoreBreaker::state) for the state as callers
-/// see it.
+/// see it. Two snapshots of one breaker are equal when nothing changed it in
+/// between, or when what changed was undone (a failure streak started and
+/// reset, in the same generation); a transition always makes them differ,
+/// within the limits under which generations alias (see
+/// [`Ticket`](crate::Ticket)).
 ///
 /// ```
 /// use breakerbox_core::{Config, CoreBreaker, State};
 ///
 /// let (clock, _mock) = breakerbox_core::quanta::Clock::mock();
 /// let breaker = CoreBreaker::with_clock(Config::default(), clock)?;
-/// let word = breaker.snapshot();
-/// assert_eq!((word.phase(), word.count(), word.epoch()), (State::Closed, 0, 0));
+/// let before = breaker.snapshot();
+/// assert_eq!((before.phase(), before.held_open()), (State::Closed, false));
+/// breaker.isolate();
+/// let after = breaker.snapshot();
+/// assert_eq!((after.phase(), after.held_open()), (State::Open, true));
+/// assert_ne!(before, after);
 /// # Ok::<(), breakerbox_core::ConfigError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,8 +153,8 @@ impl StateWord {
         StateWord(bits)
     }
 
-    /// The raw bits, laid out as the [type's docs](StateWord) describe.
-    pub const fn bits(self) -> u64 {
+    /// The raw bits, laid out as the module's docs describe.
+    pub(crate) const fn bits(self) -> u64 {
         self.0
     }
 
@@ -197,19 +184,20 @@ impl StateWord {
 
     /// The raw count field: consecutive failures while closed; the packed
     /// probes in flight, successes and streak while half-open; the streak
-    /// while open (see the type's docs).
-    pub const fn count(self) -> u32 {
+    /// while open; zero while held open.
+    pub(crate) const fn count(self) -> u32 {
         ((self.0 & COUNT_MASK) >> COUNT_SHIFT) as u32
     }
 
-    /// The transition counter, wrapping at 256.
-    pub const fn epoch(self) -> u8 {
+    /// The transition counter, wrapping at 256: the low byte of the
+    /// transition's sequence number.
+    pub(crate) const fn epoch(self) -> u8 {
         ((self.0 & EPOCH_MASK) >> EPOCH_SHIFT) as u8
     }
 
     /// The time field, in ticks modulo 2^38: an open word's deadline, the
     /// time of the last transition otherwise.
-    pub const fn stamp(self) -> u64 {
+    pub(crate) const fn stamp(self) -> u64 {
         self.0 >> STAMP_SHIFT
     }
 

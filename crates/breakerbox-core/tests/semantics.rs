@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use breakerbox_core::__private::RawWord as _;
 use breakerbox_core::quanta::{Clock, Mock};
 use breakerbox_core::{Config, CoreBreaker, Outcome, Recorded, State};
 
@@ -170,7 +171,7 @@ fn trip_and_reset_are_manual_transitions_that_start_new_epochs() {
 fn zero_config_fields_use_the_go_defaults() {
     let (clock, mock) = Clock::mock();
     let b = CoreBreaker::with_clock(Config { threshold: 0, timeout: Duration::ZERO, half_open_max: 0 }, clock).unwrap();
-    assert_eq!(b.limits().config(), Config::default());
+    assert_eq!(b.config(), Config::default());
     fail(&b, 4);
     assert_eq!(b.state(), State::Closed);
     fail(&b, 1);
@@ -186,13 +187,15 @@ fn the_breaker_is_send_sync_and_shares_one_cache_line_free_word() {
 }
 
 #[test]
-fn debug_shows_the_name_the_word_and_the_limits() {
+fn debug_shows_the_name_the_word_and_the_config() {
     let (b, _mock) = breaker(3, 2, 100);
     fail(&b, 1);
     let debug = format!("{b:?}");
     assert!(debug.starts_with("CoreBreaker { name: \"\", word: StateWord { phase: Closed, count: 1,"), "{debug}");
     assert!(
-        debug.contains("limits: Limits { threshold: 3, half_open_max: 2, timeout_ticks: 100, success_threshold: 1 }"),
+        debug.contains(
+            "config: ValidConfig { threshold: 3, half_open_max: 2, timeout_ticks: 100, success_threshold: 1 }"
+        ),
         "{debug}"
     );
 }

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use breakerbox_core::__private::RawWord as _;
 use breakerbox_core::quanta::{Clock, Mock};
 use breakerbox_core::{Config, CoreBreaker, Outcome, Reason, Recorded, State, Timestamp, Transition};
 

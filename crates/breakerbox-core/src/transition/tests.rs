@@ -6,12 +6,12 @@ use core::time::Duration;
 
 const T0: u64 = 1_000;
 
-fn limits(threshold: u32, half_open_max: u32, timeout_ms: u64) -> Limits {
+fn limits(threshold: u32, half_open_max: u32, timeout_ms: u64) -> ValidConfig {
     Config { threshold, timeout: Duration::from_millis(timeout_ms), half_open_max }.validate().unwrap()
 }
 
 /// The fixed backoff with `limits`.
-fn fixed(limits: &Limits) -> Policy<'_> {
+fn fixed(limits: &ValidConfig) -> Policy<'_> {
     Policy { limits, schedule: &None }
 }
 
