@@ -40,14 +40,14 @@ fn downstream_ok() -> Result<u64, u64> {
 /// A closed breaker whose first call (registering this thread's counter
 /// slot) has already happened.
 fn closed_breaker() -> Breaker {
-    let breaker = Breaker::new(Config::default());
+    let breaker = Breaker::default();
     assert!(breaker.call(downstream_ok).is_ok(), "a new breaker must be closed");
     breaker
 }
 
 /// An open breaker (tripped, default clock) that has already rejected once.
 fn open_breaker() -> Breaker {
-    let breaker = Breaker::new(Config::default());
+    let breaker = Breaker::default();
     breaker.trip();
     assert!(breaker.call(downstream_ok).is_err(), "a tripped breaker must reject");
     breaker

@@ -71,7 +71,7 @@ fn healthy(breaker: &Breaker) -> bool {
 
 fn maps(c: &mut Criterion) {
     let keys = keys();
-    let breakers: Vec<Arc<Breaker>> = (0..KEYS).map(|_| Arc::new(Breaker::new(Config::default()))).collect();
+    let breakers: Vec<Arc<Breaker>> = (0..KEYS).map(|_| Arc::new(Breaker::default())).collect();
 
     let papaya_map = papaya::HashMap::new();
     // The default (incremental) resizing leaves reads looking through two
@@ -88,7 +88,7 @@ fn maps(c: &mut Criterion) {
         dash.insert(key.clone(), Arc::clone(breaker));
     }
     let vec_floor = &breakers;
-    let ours: Registry<String> = Registry::new(Config::default());
+    let ours: Registry<String> = Registry::new(Config::default()).unwrap();
     for key in &keys {
         drop(ours.get_or_insert(key.as_str()).unwrap());
     }

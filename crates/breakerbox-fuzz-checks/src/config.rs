@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use breakerbox::Breaker;
-use breakerbox_core::{Config, ConfigError, CoreBreaker, Limits};
+use breakerbox_core::{Config, ConfigError, CoreBreaker, ValidConfig};
 
-use crate::panics::{catch_expected, message};
 use crate::time::MAX_ELAPSED_MS;
 
 /// A `u32` limit (`threshold` or `half_open_max`): often small, so the
@@ -188,7 +187,7 @@ impl PolicyInput {
 
     /// The model of a breaker built with this policy and a config that
     /// validated to `limits` (the builder accepted both).
-    pub fn model(&self, limits: &Limits) -> breakerbox_model::Model {
+    pub fn model(&self, limits: &ValidConfig) -> breakerbox_model::Model {
         let timeout_ms = limits.timeout().as_millis() as u64;
         let backoff = match self.backoff {
             BackoffInput::Fixed => breakerbox_model::Backoff::fixed(timeout_ms),
@@ -314,7 +313,7 @@ impl CoreWatchInput {
 /// timeout to [`Config::MAX_TIMEOUT`], at most 63 steps to reach it, a
 /// success threshold up to 32 768, and the half-open count's three fields in
 /// 16 bits.
-pub fn policy_fits(limits: &Limits, policy: &PolicyInput) -> bool {
+pub fn policy_fits(limits: &ValidConfig, policy: &PolicyInput) -> bool {
     let timeout_ms = limits.timeout().as_millis() as u64;
     let bits = |max: u32| u32::BITS - max.leading_zeros();
     let success_threshold = match policy.success_threshold() {
@@ -379,12 +378,13 @@ pub fn config(input: &Input) {
 
     let (clock, _mock) = breakerbox::quanta::Clock::mock();
     match (expected, CoreBreaker::with_clock(config, clock)) {
-        (Some(limits), Ok(core)) => assert_eq!(core.limits(), limits, "CoreBreaker::with_clock({config:?})"),
+        (Some(limits), Ok(core)) => assert_eq!(core.valid_config(), limits, "CoreBreaker::with_clock({config:?})"),
         (None, Err(err)) => assert_eq!(Err(err), config.validate(), "CoreBreaker::with_clock({config:?})"),
         (expected, got) => panic!("CoreBreaker::with_clock({config:?}) = {got:?}, validate gave {expected:?}"),
     }
     for (name, built) in [
-        ("Breaker::try_new", Breaker::try_new(config)),
+        ("Breaker::new", Breaker::new(config)),
+        ("Breaker::with_clock", Breaker::with_clock(config, breakerbox::quanta::Clock::mock().0)),
         (
             "Breaker::builder().clock().build",
             Breaker::builder(config).clock(breakerbox::quanta::Clock::mock().0).build(),
@@ -400,6 +400,11 @@ pub fn config(input: &Input) {
             (expected, got) => panic!("{name}({config:?}) = {got:?}, validate gave {expected:?}"),
         }
     }
+    assert_eq!(
+        breakerbox::Registry::<u8>::new(config).err(),
+        config.validate().err(),
+        "Registry::new({config:?}) refuses exactly what validate refuses"
+    );
     // The builder's options: accepted exactly when they fit, and then the
     // breaker holds them.
     if let Some(limits) = expected {
@@ -413,26 +418,12 @@ pub fn config(input: &Input) {
         match built {
             Ok(core) => {
                 assert!(fits, "the builder accepted {policy:?} with {limits:?}, which does not fit");
-                assert_eq!(core.limits().success_threshold(), policy.success_threshold().max(1));
+                assert_eq!(core.valid_config().success_threshold(), policy.success_threshold().max(1));
             }
             Err(err) => {
                 assert!(!fits, "the builder refused {policy:?} with {limits:?}: {err}");
                 assert!(err.to_string().starts_with("invalid breaker config: "), "{err}");
             }
-        }
-    }
-    // The panicking constructors panic exactly on a refusal, with its message.
-    for (name, built) in [
-        ("Breaker::new", catch_expected(|| Breaker::new(config))),
-        ("Breaker::with_clock", catch_expected(|| Breaker::with_clock(config, breakerbox::quanta::Clock::mock().0))),
-    ] {
-        match (config.validate(), built) {
-            (Ok(limits), Ok(breaker)) => assert_eq!(breaker.config(), limits.config(), "{name}({config:?})"),
-            (Err(err), Err(payload)) => {
-                assert_eq!(message(&*payload), Some(err.to_string().as_str()), "{name}({config:?})'s panic message");
-            }
-            (Ok(_), Err(payload)) => panic!("{name}({config:?}) panicked ({:?}) on a valid config", message(&*payload)),
-            (Err(err), Ok(_)) => panic!("{name}({config:?}) did not panic although validate refused it: {err}"),
         }
     }
 }
@@ -446,7 +437,7 @@ pub fn config(input: &Input) {
 /// a refusal names a field that is in range or a value that was not given,
 /// if its message lacks the field, the value or the limit, or if an
 /// acceptance resolves a field other than as documented.
-pub fn check_validation(config: &Config) -> Option<Limits> {
+pub fn check_validation(config: &Config) -> Option<ValidConfig> {
     let threshold_ok = config.threshold <= Config::MAX_THRESHOLD;
     let half_open_ok = config.half_open_max <= Config::MAX_HALF_OPEN;
     let timeout = if config.timeout.is_zero() { Config::DEFAULT_TIMEOUT } else { config.timeout };
@@ -476,7 +467,7 @@ pub fn check_validation(config: &Config) -> Option<Limits> {
             assert_eq!(
                 resolved,
                 Config { threshold, timeout: limits.timeout(), half_open_max },
-                "limits().config() of {config:?}"
+                "validate()?.config() of {config:?}"
             );
             assert_eq!(resolved.validate(), Ok(limits), "a resolved config validates to the same limits");
             Some(limits)

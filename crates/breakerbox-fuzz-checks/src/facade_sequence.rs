@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use breakerbox::quanta::Mock;
-use breakerbox::{Breaker, Counts, Error, OwnedPermit, Permit, PermitOf, Recorded, Rejected, Transition};
+use breakerbox::{Breaker, Counts, Error, OwnedPermit, Permit, Recorded, Rejected, Transition};
 use breakerbox_model::{Model, Refused, Seen};
 
 use crate::config::{ConfigInput, PolicyInput, WatchInput, check_validation, policy_fits};
@@ -116,12 +116,12 @@ pub enum Op {
         /// Which permit.
         pick: u16,
     },
-    /// Makes a `call_async` (or `call_async_with(|_| outcome, ..)`) future
-    /// around an inner future that is pending `pending` times, then ends;
-    /// it is not polled yet. An odd `pending` makes it through
-    /// `call_async_owned` (`call_async_owned_with`) instead, so both kinds of
-    /// future are driven without a new field, which would change how saved
-    /// inputs decode.
+    /// Makes a `call_async` (or `call_async(..).classify(|_| outcome)`)
+    /// future around an inner future that is pending `pending` times, then
+    /// ends; it is not polled yet. An odd `pending` makes it the way a
+    /// spawned task does instead, `async move` around a clone of the
+    /// breaker's `Arc`, so both kinds of future are driven without a new
+    /// field, which would change how saved inputs decode.
     Spawn {
         /// Polls of the inner future that return `Pending`.
         pending: u8,
@@ -243,16 +243,19 @@ enum AnyPermit<'b> {
 
 impl AnyPermit<'_> {
     fn report(self, how: Report) -> Recorded {
-        fn report<B: Deref<Target = Breaker>>(permit: PermitOf<B>, how: Report) -> Recorded {
-            match how {
-                Report::Success => permit.success(),
-                Report::Failure => permit.failure(),
-                Report::Record(outcome) => permit.record(outcome.real()),
-            }
+        // The two permit types share their methods but no trait.
+        macro_rules! report {
+            ($permit:expr) => {
+                match how {
+                    Report::Success => $permit.success(),
+                    Report::Failure => $permit.failure(),
+                    Report::Record(outcome) => $permit.record(outcome.real()),
+                }
+            };
         }
         match self {
-            AnyPermit::Borrowed(permit) => report(permit, how),
-            AnyPermit::Owned(permit) => report(permit, how),
+            AnyPermit::Borrowed(permit) => report!(permit),
+            AnyPermit::Owned(permit) => report!(permit),
         }
     }
 }
@@ -447,9 +450,15 @@ impl<'b> Run<'b> {
                 let classifier = move |_: &Result<u8, u8>| classify.map_or(breakerbox::Outcome::Success, Outcome::real);
                 let future: CallFuture<'b> = match (classify, pending % 2 == 1) {
                     (None, false) => Box::pin(breaker.call_async(inner)),
-                    (Some(_), false) => Box::pin(breaker.call_async_with(classifier, inner)),
-                    (None, true) => Box::pin(breaker.call_async_owned(inner)),
-                    (Some(_), true) => Box::pin(breaker.call_async_owned_with(classifier, inner)),
+                    (Some(_), false) => Box::pin(breaker.call_async(inner).classify(classifier)),
+                    (None, true) => {
+                        let owned = Arc::clone(breaker);
+                        Box::pin(async move { owned.call_async(inner).await })
+                    }
+                    (Some(_), true) => {
+                        let owned = Arc::clone(breaker);
+                        Box::pin(async move { owned.call_async(inner).classify(classifier).await })
+                    }
                 };
                 self.flights.push(Flight { future, pending, end, classify, polls: 0, admitted: None, panicked: false });
             }

@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | [`core_vs_model()`] | `CoreBreaker`'s time-explicit API | [`breakerbox_model::Model`], the raw state word, the invariants |
 //! | [`facade_sequence()`] | `Breaker` on a mock clock: calls, panics, futures, permits | the model, and a running tally for `counts()` |
-//! | [`config()`] | `Config::validate`, `Breaker::try_new` and friends | the documented limits, defaults and messages |
+//! | [`config()`] | `Config::validate`, `Breaker::new` and friends | the documented limits, defaults and messages |
 //! | [`registry_sequence()`] | `Registry<u8>` on a mock clock: calls, trips, `evict_idle`, `get`, `remove`, new keys at capacity | a model per key, a tally per key, and the idle bookkeeping: which breakers are evicted or refuse a new key |
 //!
 //! The fuzz targets are one line each: decode, call the function. The tests

@@ -23,7 +23,11 @@ struct BreakerPool {
 impl BreakerPool {
     fn new() -> BreakerPool {
         let config = Config { threshold: 5, timeout: Duration::from_secs(30), half_open_max: 1 };
-        BreakerPool { inventory: Breaker::new(config), pricing: Breaker::new(config), reviews: Breaker::new(config) }
+        BreakerPool {
+            inventory: Breaker::new(config).expect("a valid config"),
+            pricing: Breaker::new(config).expect("a valid config"),
+            reviews: Breaker::new(config).expect("a valid config"),
+        }
     }
 
     fn stock(&self, item: u32) -> Result<u32, Error<String>> {

@@ -42,7 +42,7 @@ fn main() {
     let keys: Vec<String> = (0..breakers).map(|i| format!("upstream-{i:06}.internal:8080")).collect();
     let before = resident_bytes();
     let region = Region::new(GLOBAL);
-    let registry: Registry<String> = Registry::new(Config::default());
+    let registry: Registry<String> = Registry::new(Config::default()).unwrap();
     if threads == 0 {
         // Registered, never called: what a breaker costs before any thread counts on it.
         for key in &keys {

@@ -40,7 +40,7 @@ fn main() {
     let config = Config { threshold: 3, ..Config::default() };
 
     // Retry inside the breaker: N attempts count as one failure.
-    let outside = Breaker::new(config);
+    let outside = Breaker::new(config).expect("a valid config");
     let mut requests = 0;
     while outside.call(|| retry(down, |_| false)).is_err_and(|e| !e.is_open()) {
         requests += 1;
@@ -51,7 +51,7 @@ fn main() {
     );
 
     // Breaker inside the retry: each attempt counts, and a rejection ends the retries.
-    let inside = Breaker::new(config);
+    let inside = Breaker::new(config).expect("a valid config");
     let mut requests = 0;
     let mut reached = 0;
     loop {

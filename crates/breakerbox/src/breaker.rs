@@ -4,8 +4,9 @@ use core::fmt;
 use core::future::Future;
 use std::sync::Arc;
 
+use breakerbox_core::__private::{RateWindow, Ring};
 use breakerbox_core::quanta;
-use breakerbox_core::{Config, ConfigError, CoreBreaker, Outcome, Recorded, Rejected, Ring, State, Ticket, Timestamp};
+use breakerbox_core::{Config, ConfigError, CoreBreaker, Outcome, Recorded, Rejected, State, Ticket, Timestamp};
 
 use crate::builder::Builder;
 use crate::call_future::CallFuture;
@@ -14,8 +15,8 @@ use crate::counts::{Count, Counts, Tally, ThreadSlot};
 use crate::error::Error;
 use crate::lane::{Slot, increment};
 use crate::local;
-use crate::permit::{OwnedPermit, Permit, PermitOf};
-use crate::watch::Watch;
+use crate::permit::{Admission, OwnedPermit, Permit};
+use crate::rules::Rules;
 
 /// A circuit breaker around calls to one downstream service.
 ///
@@ -29,7 +30,7 @@ use crate::watch::Watch;
 ///
 /// let (clock, mock) = breakerbox::quanta::Clock::mock();
 /// let config = Config { threshold: 2, timeout: Duration::from_secs(10), half_open_max: 1 };
-/// let breaker = Breaker::with_clock(config, clock);
+/// let breaker = Breaker::with_clock(config, clock).unwrap();
 ///
 /// let flaky = || Err::<u32, _>("timed out");
 /// assert!(matches!(breaker.call(flaky), Err(Error::Inner("timed out"))));
@@ -45,7 +46,7 @@ pub struct Breaker {
     core: CoreBreaker,
     tally: Tally,
     /// The failure-rate window and slow-call threshold, if either is set.
-    watch: Option<Box<Watch>>,
+    rules: Option<Box<Rules>>,
     /// What a [`Registry`](crate::Registry) keeps to evict it; it fits in
     /// the padding of the breaker's second cache line.
     #[cfg(feature = "registry")]
@@ -54,103 +55,67 @@ pub struct Breaker {
 
 impl Breaker {
     /// A builder for a breaker with options beyond the [`Config`]: the
-    /// clock, and every option added later. [`new`](Self::new),
-    /// [`try_new`](Self::try_new) and [`with_clock`](Self::with_clock) are
-    /// shorthands for it.
+    /// clock, a name, a listener, the failure-rate and slow-call rules, and
+    /// every option added later.
     ///
     /// ```
     /// use breakerbox::{Breaker, Config};
     ///
     /// let (clock, _mock) = breakerbox::quanta::Clock::mock();
-    /// let breaker = Breaker::builder(Config::default()).clock(clock).build()?;
-    /// assert_eq!(breaker.config(), Config::default());
+    /// let breaker = Breaker::builder(Config::default()).name("billing").clock(clock).build()?;
+    /// assert_eq!(breaker.name(), "billing");
     /// # Ok::<(), breakerbox::ConfigError>(())
     /// ```
     pub fn builder(config: Config) -> Builder {
         Builder::new(config)
     }
 
-    /// A breaker on the real clock: `Breaker::builder(config).build()`,
-    /// panicking on a bad config.
-    ///
-    /// # Panics
-    ///
-    /// With the [`ConfigError`] message if a field does not fit (threshold or
-    /// half_open_max above 65 535, timeout above about 2.18 years); use
-    /// [`try_new`](Self::try_new) to get the error instead.
+    /// A breaker on the real clock, or the [`ConfigError`] naming the field
+    /// that does not fit (threshold or half_open_max above 65 535, timeout
+    /// above about 2.18 years): `Breaker::builder(config).build()`. Never
+    /// panics; [`Breaker::default()`] is the infallible form for the default
+    /// config. [`CoreBreaker::new`] does the same.
     ///
     /// ```
     /// use breakerbox::{Breaker, Config};
     /// use std::time::Duration;
     ///
-    /// let breaker = Breaker::new(Config { threshold: 3, timeout: Duration::from_secs(5), half_open_max: 2 });
+    /// let breaker = Breaker::new(Config { threshold: 3, timeout: Duration::from_secs(5), half_open_max: 2 })?;
     /// assert_eq!(breaker.config().half_open_max, 2);
-    /// ```
-    pub fn new(config: Config) -> Breaker {
-        Breaker::try_new(config).unwrap_or_else(|err| panic!("{err}"))
-    }
-
-    /// A breaker on the real clock, or the [`ConfigError`] naming the field
-    /// that does not fit: `Breaker::builder(config).build()`. Never panics.
     ///
-    /// ```
-    /// use breakerbox::{Breaker, Config};
-    ///
-    /// let err = Breaker::try_new(Config { half_open_max: 100_000, ..Config::default() }).unwrap_err();
+    /// let err = Breaker::new(Config { half_open_max: 100_000, ..Config::default() }).unwrap_err();
     /// assert_eq!(err.field(), "half_open_max");
+    /// # Ok::<(), breakerbox::ConfigError>(())
     /// ```
-    pub fn try_new(config: Config) -> Result<Breaker, ConfigError> {
+    pub fn new(config: Config) -> Result<Breaker, ConfigError> {
         Breaker::builder(config).build()
     }
 
-    /// A breaker on the given clock, typically `quanta::Clock::mock()` in
-    /// tests (use the [`quanta`](crate::quanta) re-export so the versions
-    /// match): `Breaker::builder(config).clock(clock).build()`, panicking on
-    /// a bad config.
-    ///
-    /// # Panics
-    ///
-    /// As [`new`](Self::new).
+    /// [`new`](Self::new) on the given clock, typically
+    /// `quanta::Clock::mock()` in tests (use the [`quanta`](crate::quanta)
+    /// re-export so the versions match): `Breaker::builder(config).clock(clock).build()`.
+    /// [`CoreBreaker::with_clock`] does the same.
     ///
     /// ```
     /// use breakerbox::{Breaker, Config, State};
     /// use std::time::Duration;
     ///
     /// let (clock, mock) = breakerbox::quanta::Clock::mock();
-    /// let breaker = Breaker::with_clock(Config::default(), clock);
+    /// let breaker = Breaker::with_clock(Config::default(), clock)?;
     /// breaker.trip();
     /// mock.increment(Duration::from_secs(30)); // no sleeping in tests
     /// assert_eq!(breaker.state(), State::HalfOpen);
-    /// ```
-    pub fn with_clock(config: Config, clock: quanta::Clock) -> Breaker {
-        Breaker::builder(config).clock(clock).build().unwrap_or_else(|err| panic!("{err}"))
-    }
-
-    /// A breaker on a core built by hand, for options only the core's
-    /// constructors offer. The counts of calls and rejections start at zero
-    /// whatever the core has seen; [`Counts::opens`] is the core's own
-    /// count, so it includes opens before this call. The core's listener (if
-    /// any) is the breaker's; the `tracing` feature adds no event to it.
-    ///
-    /// ```
-    /// use breakerbox::{Breaker, Config, CoreBreaker, State};
-    ///
-    /// let core = CoreBreaker::new(Config::default())?;
-    /// core.trip();
-    /// let breaker = Breaker::from_core(core);
-    /// assert_eq!(breaker.state(), State::Open);
-    /// assert_eq!(breaker.counts().rejections, 0);
     /// # Ok::<(), breakerbox::ConfigError>(())
     /// ```
-    pub fn from_core(core: CoreBreaker) -> Breaker {
-        Breaker::assemble(core, Tally::new(), None)
+    pub fn with_clock(config: Config, clock: quanta::Clock) -> Result<Breaker, ConfigError> {
+        Breaker::builder(config).clock(clock).build()
     }
 
-    fn assemble(core: CoreBreaker, tally: Tally, watch: Option<Box<Watch>>) -> Breaker {
+    fn assemble(core: CoreBreaker, tally: Tally, rules: Option<Box<Rules>>) -> Breaker {
         Breaker {
             core,
             tally,
-            watch,
+            rules,
             #[cfg(feature = "registry")]
             rest: crate::registry::Rest::default(),
         }
@@ -158,17 +123,13 @@ impl Breaker {
 
     /// A breaker on `core` watching `rate` and slow calls (over `slow_ticks`
     /// ms), if either is set.
-    pub(crate) fn watching(
-        core: CoreBreaker,
-        rate: Option<breakerbox_core::RateWindow>,
-        slow_ticks: Option<u64>,
-    ) -> Breaker {
+    pub(crate) fn watching(core: CoreBreaker, rate: Option<RateWindow>, slow_ticks: Option<u64>) -> Breaker {
         if rate.is_none() && slow_ticks.is_none() {
-            return Breaker::from_core(core);
+            return Breaker::assemble(core, Tally::new(), None);
         }
         let tally = Tally::with_watch(true);
-        let watch = Some(Box::new(Watch::new(tally.id(), rate, slow_ticks)));
-        Breaker::assemble(core, tally, watch)
+        let rules = Some(Box::new(Rules::new(tally.id(), rate, slow_ticks)));
+        Breaker::assemble(core, tally, rules)
     }
 
     /// Runs `f` if the breaker lets it through; every `Err` counts as a
@@ -177,15 +138,15 @@ impl Breaker {
     /// A panic in `f` counts as a failure and continues to the caller.
     ///
     /// ```
-    /// use breakerbox::{Breaker, Config, Error};
+    /// use breakerbox::{Breaker, Error};
     ///
-    /// let breaker = Breaker::new(Config::default());
+    /// let breaker = Breaker::default();
     /// let parsed: Result<u16, Error<std::num::ParseIntError>> = breaker.call(|| "8080".parse());
     /// assert_eq!(parsed, Ok(8080));
     /// ```
     #[inline(always)]
     pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, Error<E>> {
-        self.call_with(|result| ByResult.classify(result), f)
+        self.call_with(ByResult, f)
     }
 
     /// Runs `f` if the breaker lets it through; `classify` decides how its
@@ -195,13 +156,17 @@ impl Breaker {
     /// failure; a panic in `classify` (the caller's code, not the
     /// downstream's) counts as ignored.
     ///
+    /// `classify` is any [`Classify`]: a closure over `&Result<T, E>` (give
+    /// its parameter a type: the compiler does not infer it through the
+    /// trait) or a named classifier.
+    ///
     /// ```
-    /// use breakerbox::{Breaker, Config, Outcome};
+    /// use breakerbox::{Breaker, Outcome};
     ///
     /// #[derive(Debug)]
     /// enum HttpError { NotFound, Unavailable, CallerTimedOut }
     ///
-    /// let breaker = Breaker::new(Config::default());
+    /// let breaker = Breaker::default();
     /// let classify = |result: &Result<(), HttpError>| match result {
     ///     Ok(()) | Err(HttpError::NotFound) => Outcome::Success, // the service answered
     ///     Err(HttpError::Unavailable) => Outcome::Failure,
@@ -218,7 +183,7 @@ impl Breaker {
     #[inline(always)]
     pub fn call_with<T, E>(
         &self,
-        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        classify: impl Classify<T, E>,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, Error<E>> {
         // Built here from the ticket rather than taken out of `try_acquire`'s
@@ -227,34 +192,30 @@ impl Breaker {
         // the outcome: the whole call runs on this thread.
         let slot = self.tally.thread_slot();
         // Not cached: this thread's first call here, a cache collision, or a
-        // breaker with a watch. Checking first costs nothing: the counts
+        // breaker with rules. Checking first costs nothing: the counts
         // below would branch on the same test.
         if !slot.is_cached() {
             return self.call_uncached(classify, f);
         }
-        let mut permit = PermitOf::untimed(self, self.admit_in(slot)?);
-        permit.count_drop_as(Outcome::Failure);
-        let result = f();
-        permit.count_drop_as(Outcome::Ignored);
-        permit.record_in(slot, classify(&result));
+        let mut admission = Admission::untimed(self, self.admit_in(slot)?);
+        let result = admission.run(f);
+        admission.record_in(slot, classify.classify(&result));
         result.map_err(Error::Inner)
     }
 
-    /// [`call_with`](Self::call_with) when this thread's counter slot is not
-    /// in the plain cache; the permit's report finds (or registers) it.
     // Out of line, so that the plain path around it stays as small as it
     // was (inlining it here measured 3 more instructions a plain call and no
-    // gain for the watched one); not `#[cold]`, since for a breaker with a
+    // gain for the watched one); not `#[cold]`, since for a breaker with
     // watch this is every call.
     #[inline(never)]
     fn call_uncached<T, E>(
         &self,
-        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        classify: impl Classify<T, E>,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, Error<E>> {
-        if let Some(watch) = self.watch.as_deref() {
+        if let Some(rules) = self.rules.as_deref() {
             // One lookup of this thread's slot and ring serves the whole call.
-            let place = self.watched_place(watch);
+            let place = self.watched_place(rules);
             let ticket = match self.core.acquire() {
                 Ok(ticket) => ticket,
                 Err(rejected) => {
@@ -262,29 +223,26 @@ impl Breaker {
                     return Err(Error::Open(rejected));
                 }
             };
-            let mut permit = PermitOf::new(self, ticket);
-            permit.count_drop_as(Outcome::Failure);
-            let result = f();
-            permit.count_drop_as(Outcome::Ignored);
-            permit.record_watched(watch, place, classify(&result));
+            let mut admission = Admission::new(self, ticket);
+            let result = admission.run(f);
+            admission.record_watched(rules, place, classify.classify(&result));
             return result.map_err(Error::Inner);
         }
-        let mut permit = PermitOf::new(self, self.admit()?);
-        permit.count_drop_as(Outcome::Failure);
-        let result = f();
-        permit.count_drop_as(Outcome::Ignored);
-        permit.record(classify(&result));
+        let mut admission = Admission::new(self, self.admit()?);
+        let result = admission.run(f);
+        admission.record(classify.classify(&result));
         result.map_err(Error::Inner)
     }
 
     /// Runs `f` if the breaker lets it through, `fallback` if it does not.
     /// The Go package's `DoWithFallback`. A failing `f` returns its own error;
-    /// the fallback runs only on a rejection.
+    /// the fallback runs only on a rejection. For a future,
+    /// [`call_async`](Self::call_async)`(..).`[`fallback`](CallFuture::fallback)`(..)`.
     ///
     /// ```
-    /// use breakerbox::{Breaker, Config};
+    /// use breakerbox::Breaker;
     ///
-    /// let breaker = Breaker::new(Config::default());
+    /// let breaker = Breaker::default();
     /// breaker.trip();
     /// let answer = breaker.call_with_fallback(|| Ok::<_, ()>("fresh"), |_rejected| Ok("cached"));
     /// assert_eq!(answer, Ok("cached"));
@@ -304,7 +262,9 @@ impl Breaker {
 
     /// Awaits `fut` if the breaker lets it through; every `Err` counts as a
     /// failure. No executor is needed beyond the one polling the returned
-    /// future, and the breaker decides at its first poll.
+    /// future, and the breaker decides at its first poll. Before polling,
+    /// [`classify`](CallFuture::classify) sets how the result counts and
+    /// [`fallback`](CallFuture::fallback) answers a rejection.
     ///
     /// If the returned future is dropped before `fut` completes (the caller
     /// gave up, a `select!` branch lost, a timeout fired), the call counts as
@@ -312,142 +272,49 @@ impl Breaker {
     /// `fut` is polled counts as a failure.
     ///
     /// ```
-    /// use breakerbox::{Breaker, Config};
+    /// use breakerbox::Breaker;
     /// use std::future::Future;
     /// use std::pin::pin;
     /// use std::task::{Context, Poll, Waker};
     ///
-    /// let breaker = Breaker::new(Config::default());
+    /// let breaker = Breaker::default();
     /// let mut call = pin!(breaker.call_async(async { Ok::<_, ()>(42) }));
     /// let mut cx = Context::from_waker(Waker::noop());
     /// assert_eq!(call.as_mut().poll(&mut cx), Poll::Ready(Ok(42)));
     /// ```
     ///
-    /// The future borrows the breaker; for one in an `Arc` that must outlive
-    /// the caller (a spawned task, a `tower::Service`), use
-    /// [`call_async_owned`](Self::call_async_owned). A breaker in a `static`
-    /// makes this future `'static` already, with no reference count.
-    #[inline]
-    pub fn call_async<T, E, F>(&self, fut: F) -> CallFuture<&Breaker, F, ByResult>
-    where
-        F: Future<Output = Result<T, E>>,
-    {
-        CallFuture::new(self, ByResult, fut)
-    }
-
-    /// [`call_async`](Self::call_async) where `classify` decides how the
-    /// result counts, as in [`call_with`](Self::call_with).
+    /// The future borrows the breaker. For a `'static` future (a spawned
+    /// task), move an `Arc` of the breaker into the task and call through it
+    /// there, or keep the breaker in a `static`:
     ///
     /// ```
-    /// use breakerbox::{Breaker, Config, Outcome, State};
-    /// use std::future::Future;
-    /// use std::pin::pin;
-    /// use std::task::{Context, Waker};
-    ///
-    /// let breaker = Breaker::new(Config { threshold: 1, ..Config::default() });
-    /// // Our own deadline expired: says nothing about the downstream.
-    /// let call = breaker.call_async_with(|_| Outcome::Ignored, async { Err::<(), _>("deadline exceeded") });
-    /// let _ = pin!(call).poll(&mut Context::from_waker(Waker::noop()));
-    /// assert_eq!(breaker.state(), State::Closed);
-    /// ```
-    #[inline]
-    pub fn call_async_with<T, E, F, C>(&self, classify: C, fut: F) -> CallFuture<&Breaker, F, C>
-    where
-        F: Future<Output = Result<T, E>>,
-        C: FnOnce(&Result<T, E>) -> Outcome,
-    {
-        CallFuture::new(self, classify, fut)
-    }
-
-    /// [`call_async`](Self::call_async) for a breaker in an `Arc`: the future
-    /// holds a clone of the `Arc` (one reference-count increment per call),
-    /// so it is `'static` whenever `fut` is, and can be spawned or returned
-    /// by a `tower::Service`. Same decisions, panic and drop semantics.
-    ///
-    /// ```
-    /// use breakerbox::{Breaker, Config};
-    /// use std::future::Future;
-    /// use std::pin::pin;
+    /// use breakerbox::Breaker;
     /// use std::sync::Arc;
-    /// use std::task::{Context, Poll, Waker};
     ///
-    /// fn spawnable<F: Future + Send + 'static>(fut: F) -> F { fut }
-    ///
-    /// let breaker = Arc::new(Breaker::new(Config::default()));
-    /// let call = spawnable(breaker.call_async_owned(async { Ok::<_, ()>(42) }));
-    /// assert_eq!(pin!(call).poll(&mut Context::from_waker(Waker::noop())), Poll::Ready(Ok(42)));
-    /// assert_eq!(breaker.counts().successes, 1);
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let breaker = Arc::new(Breaker::default());
+    /// let task = tokio::spawn({
+    ///     let breaker = Arc::clone(&breaker);
+    ///     async move { breaker.call_async(async { Ok::<_, ()>(42) }).await }
+    /// });
+    /// assert_eq!(task.await.unwrap(), Ok(42));
+    /// # });
     /// ```
     #[inline]
-    pub fn call_async_owned<T, E, F>(self: &Arc<Self>, fut: F) -> CallFuture<Arc<Breaker>, F, ByResult>
+    pub fn call_async<T, E, F>(&self, fut: F) -> CallFuture<&Breaker, F>
     where
         F: Future<Output = Result<T, E>>,
     {
-        CallFuture::new(Arc::clone(self), ByResult, fut)
-    }
-
-    /// [`call_async_owned`](Self::call_async_owned) where `classify` decides
-    /// how the result counts. `C` is any [`Classify`]: a closure, or a type
-    /// of your own that a service can name.
-    ///
-    /// ```
-    /// use breakerbox::{Breaker, Config, Outcome};
-    /// use std::future::Future;
-    /// use std::pin::pin;
-    /// use std::sync::Arc;
-    /// use std::task::{Context, Waker};
-    ///
-    /// let breaker = Arc::new(Breaker::new(Config { threshold: 1, ..Config::default() }));
-    /// let call = breaker.call_async_owned_with(|_: &Result<(), u16>| Outcome::Ignored, async { Err(499) });
-    /// let _ = pin!(call).poll(&mut Context::from_waker(Waker::noop()));
-    /// assert_eq!(breaker.counts().failures, 0);
-    /// ```
-    #[inline]
-    pub fn call_async_owned_with<T, E, F, C>(self: &Arc<Self>, classify: C, fut: F) -> CallFuture<Arc<Breaker>, F, C>
-    where
-        F: Future<Output = Result<T, E>>,
-        C: Classify<T, E>,
-    {
-        CallFuture::new(Arc::clone(self), classify, fut)
-    }
-
-    /// [`call_with_fallback`](Self::call_with_fallback) for futures: awaits
-    /// `fut` if the breaker lets it through, the future `fallback` returns if
-    /// it does not.
-    ///
-    /// ```
-    /// use breakerbox::{Breaker, Config};
-    /// use std::future::Future;
-    /// use std::pin::pin;
-    /// use std::task::{Context, Poll, Waker};
-    ///
-    /// let breaker = Breaker::new(Config::default());
-    /// breaker.trip();
-    /// let call = breaker.call_async_with_fallback(async { Ok::<_, ()>("live") }, |_| async { Ok("cached") });
-    /// assert_eq!(pin!(call).poll(&mut Context::from_waker(Waker::noop())), Poll::Ready(Ok("cached")));
-    /// ```
-    pub async fn call_async_with_fallback<T, E, Fallback>(
-        &self,
-        fut: impl Future<Output = Result<T, E>>,
-        fallback: impl FnOnce(Rejected) -> Fallback,
-    ) -> Result<T, E>
-    where
-        Fallback: Future<Output = Result<T, E>>,
-    {
-        match self.call_async(fut).await {
-            Ok(value) => Ok(value),
-            Err(Error::Inner(err)) => Err(err),
-            Err(Error::Open(rejected)) => fallback(rejected).await,
-        }
+        CallFuture::new(self, fut)
     }
 
     /// Admits one call, or says why not. Report its outcome through the
     /// [`Permit`]; dropping the permit unreported counts as ignored.
     ///
     /// ```
-    /// use breakerbox::{Breaker, Config, Recorded};
+    /// use breakerbox::{Breaker, Recorded};
     ///
-    /// let breaker = Breaker::new(Config::default());
+    /// let breaker = Breaker::default();
     /// match breaker.try_acquire() {
     ///     Ok(permit) => assert_eq!(permit.success(), Recorded::Applied),
     ///     Err(rejected) => println!("not now: {rejected}"),
@@ -456,33 +323,22 @@ impl Breaker {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejected> {
-        self.admit().map(|ticket| PermitOf::new(self, ticket))
+        self.admit().map(|ticket| Permit::new(Admission::new(self, ticket)))
     }
 
     /// [`try_acquire`](Self::try_acquire) for a breaker in an `Arc`: the
     /// permit keeps the breaker alive, so it can move into a `'static` task.
-    ///
-    /// ```
-    /// use breakerbox::{Breaker, Config};
-    /// use std::sync::Arc;
-    ///
-    /// let breaker = Arc::new(Breaker::new(Config::default()));
-    /// let permit = breaker.try_acquire_owned()?;
-    /// std::thread::spawn(move || permit.success()).join().unwrap();
-    /// assert_eq!(breaker.counts().successes, 1);
-    /// # Ok::<(), breakerbox::Rejected>(())
-    /// ```
+    /// [`OwnedPermit`] has an example.
     pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit, Rejected> {
-        self.admit().map(|ticket| PermitOf::new(Arc::clone(self), ticket))
+        self.admit().map(|ticket| OwnedPermit::new(Admission::new(Arc::clone(self), ticket)))
     }
-
     /// The state as callers see it, without side effects: an open breaker
     /// whose timeout has passed reports [`State::HalfOpen`].
     ///
     /// ```
     /// use breakerbox::{Breaker, Config, State};
     ///
-    /// let breaker = Breaker::new(Config::default());
+    /// let breaker = Breaker::default();
     /// assert_eq!(breaker.state(), State::Closed);
     /// assert_eq!(breaker.state().to_string(), "closed");
     /// ```
@@ -509,7 +365,7 @@ impl Breaker {
     /// ```
     /// use breakerbox::{Breaker, Config, State};
     ///
-    /// let breaker = Breaker::new(Config::default());
+    /// let breaker = Breaker::default();
     /// breaker.trip();
     /// assert_eq!(breaker.state(), State::Open);
     /// breaker.reset();
@@ -529,7 +385,7 @@ impl Breaker {
     /// use breakerbox::{Breaker, Config};
     /// use std::time::Duration;
     ///
-    /// let breaker = Breaker::new(Config::default());
+    /// let breaker = Breaker::default();
     /// breaker.trip_for(Duration::from_secs(120)); // Retry-After: 120
     /// let rejected = breaker.call(|| Ok::<_, ()>(())).unwrap_err().rejected().unwrap();
     /// assert!(rejected.retry_after().is_some_and(|after| after > Duration::from_secs(119)));
@@ -545,7 +401,7 @@ impl Breaker {
     /// ```
     /// use breakerbox::{Breaker, Config, State};
     ///
-    /// let breaker = Breaker::new(Config::default());
+    /// let breaker = Breaker::default();
     /// breaker.isolate(); // maintenance
     /// assert!(breaker.call(|| Ok::<_, ()>(())).unwrap_err().rejected().unwrap().is_held_open());
     /// breaker.reset();
@@ -568,11 +424,11 @@ impl Breaker {
     /// ```
     /// use breakerbox::{Breaker, Config};
     ///
-    /// let breaker = Breaker::new(Config { threshold: 0, ..Config::default() });
+    /// let breaker = Breaker::new(Config { threshold: 0, ..Config::default() }).unwrap();
     /// assert_eq!(breaker.config().threshold, 5);
     /// ```
     pub fn config(&self) -> Config {
-        self.core.limits().config()
+        self.core.config()
     }
 
     #[cfg(test)]
@@ -592,7 +448,7 @@ impl Breaker {
     #[cfg(feature = "registry")]
     #[inline(always)]
     pub(crate) fn rest_mark(&self) -> crate::registry::RestMark {
-        let latest = self.window().and_then(breakerbox_core::RateWindow::latest_failure);
+        let latest = self.window().and_then(RateWindow::latest_failure);
         crate::registry::RestMark::new(self.core.snapshot(), latest)
     }
 
@@ -606,21 +462,20 @@ impl Breaker {
     }
 
     /// How much forgetting the breaker would lose, to choose between two
-    /// breakers for one key: 0 at rest, 1 closed with failures counted, 2
-    /// half-open, 3 open.
+    /// breakers for one key.
     #[cfg(feature = "registry")]
-    pub(crate) fn severity(&self, now: Timestamp) -> u8 {
+    pub(crate) fn severity(&self, now: Timestamp) -> Severity {
         match self.core.state_at(now) {
-            State::Open => 3,
-            State::HalfOpen => 2,
-            State::Closed if self.at_rest(now) => 0,
-            State::Closed => 1,
+            State::Open => Severity::Open,
+            State::HalfOpen => Severity::HalfOpen,
+            State::Closed if self.at_rest(now) => Severity::AtRest,
+            State::Closed => Severity::Counting,
         }
     }
 
     #[cfg(feature = "registry")]
-    fn window(&self) -> Option<&breakerbox_core::RateWindow> {
-        self.watch.as_deref().and_then(|watch| watch.rate.as_ref())
+    fn window(&self) -> Option<&RateWindow> {
+        self.rules.as_deref().and_then(|rules| rules.rate.as_ref())
     }
 
     /// Whether the window may still hold, at `now`, a failure counted at
@@ -646,24 +501,24 @@ impl Breaker {
 
     /// Whether the breaker has a failure-rate or slow-call rule.
     pub(crate) fn is_watched(&self) -> bool {
-        self.watch.is_some()
+        self.rules.is_some()
     }
 
     /// When a call admitted now started, for the slow-call rule; zero (and
     /// no clock read) without one.
     #[inline]
     pub(crate) fn started(&self) -> Timestamp {
-        match &self.watch {
-            Some(watch) if watch.slow_ticks.is_some() => self.core.now(),
+        match &self.rules {
+            Some(rules) if rules.slow_ticks.is_some() => self.core.now(),
             _ => Timestamp::ZERO,
         }
     }
 
     /// Adds one to `count` in this thread's slot, whichever path finds it.
     fn count(&self, count: Count) {
-        match self.watch.as_deref() {
+        match self.rules.as_deref() {
             None => self.tally.add(count),
-            Some(watch) => self.count_in(self.watched_place(watch), count),
+            Some(rules) => self.count_in(self.watched_place(rules), count),
         }
     }
 
@@ -678,15 +533,15 @@ impl Breaker {
     /// This thread's slot and window ring for a watched breaker; `None` when
     /// the thread cannot use its lane (it is tearing down).
     #[inline]
-    pub(crate) fn watched_place(&self, watch: &Watch) -> Option<(&'static Slot, &'static Ring)> {
+    pub(crate) fn watched_place(&self, rules: &Rules) -> Option<(&'static Slot, &'static Ring)> {
         let (id, position) = (self.tally.id(), self.tally.position());
         local::cached_watched(id, position).or_else(|| {
             local::watched(
                 id,
                 position,
-                watch.rate.is_some(),
+                rules.rate.is_some(),
                 |lane, slot| self.tally.register(lane, slot),
-                |lane, ring| watch.register(lane, ring),
+                |lane, ring| rules.register(lane, ring),
             )
         })
     }
@@ -722,10 +577,10 @@ impl Breaker {
     }
 
     /// [`settle`](Self::settle) when this thread's slot is not in the plain
-    /// cache: a first count, a collision, or a breaker with a watch.
+    /// cache: a first count, a collision, or a breaker with rules.
     #[inline(never)]
     fn settle_uncached(&self, ticket: Ticket, started: Timestamp, outcome: Outcome) -> Recorded {
-        let Some(watch) = self.watch.as_deref() else {
+        let Some(rules) = self.rules.as_deref() else {
             let recorded = self.core.record(ticket, outcome);
             match outcome {
                 Outcome::Success => self.tally.add(Count::Success),
@@ -734,17 +589,17 @@ impl Breaker {
             }
             return recorded;
         };
-        self.settle_watched(watch, self.watched_place(watch), ticket, started, outcome)
+        self.settle_watched(rules, self.watched_place(rules), ticket, started, outcome)
     }
 
-    /// [`settle`](Self::settle) for a breaker with a watch, in this thread's
+    /// [`settle`](Self::settle) for a breaker with rules, in this thread's
     /// `place`: a success that was not slow counts in the slot and the ring;
     /// a failure (or a slow success) takes the out-of-line path that may sum
     /// the window and open.
     #[inline(always)]
     pub(crate) fn settle_watched(
         &self,
-        watch: &Watch,
+        rules: &Rules,
         place: Option<(&'static Slot, &'static Ring)>,
         ticket: Ticket,
         started: Timestamp,
@@ -754,33 +609,33 @@ impl Breaker {
             Outcome::Ignored => self.core.record(ticket, outcome),
             Outcome::Success => {
                 let now = self.core.now();
-                if watch.slow(started, now) {
-                    return self.settle_watched_failure(watch, place, ticket, now);
+                if rules.slow(started, now) {
+                    return self.settle_watched_failure(rules, place, ticket, now);
                 }
                 let recorded = self.core.record_at(ticket, Outcome::Success, now);
                 match place {
                     Some((slot, ring)) => {
                         increment(slot.counter(Count::Success));
                         if recorded == Recorded::Applied {
-                            watch.add_success(ring, ticket, now);
+                            rules.add_success(ring, ticket, now);
                         }
                     }
                     None => self.tally.add_shared(Count::Success),
                 }
                 recorded
             }
-            Outcome::Failure => self.settle_watched_failure(watch, place, ticket, self.core.now()),
+            Outcome::Failure => self.settle_watched_failure(rules, place, ticket, self.core.now()),
         }
     }
 
-    /// A failure (or a slow success) of a breaker with a watch: counted,
+    /// A failure (or a slow success) of a breaker with rules: counted,
     /// added to the window, and the window summed to decide whether the
     /// failure rate opens the breaker.
     #[cold]
     #[inline(never)]
     fn settle_watched_failure(
         &self,
-        watch: &Watch,
+        rules: &Rules,
         place: Option<(&'static Slot, &'static Ring)>,
         ticket: Ticket,
         now: Timestamp,
@@ -788,7 +643,7 @@ impl Breaker {
         let recorded = self.core.record_at(ticket, Outcome::Failure, now);
         self.count_in(place, Count::Failure);
         if let (Recorded::Applied, Some((_, ring))) = (recorded, place) {
-            if watch.add_failure(ring, ticket, now) {
+            if rules.add_failure(ring, ticket, now) {
                 self.core.open_on_rate_at(ticket, now);
             }
         }
@@ -812,7 +667,8 @@ impl Breaker {
 impl Default for Breaker {
     /// A breaker with the default [`Config`] (5 failures, 30 s, 1 probe).
     fn default() -> Breaker {
-        Breaker::new(Config::default())
+        // The default config fits by construction: a unit test checks it.
+        Breaker::new(Config::default()).expect("the default config is valid")
     }
 }
 
@@ -825,4 +681,18 @@ impl fmt::Debug for Breaker {
             .field("counts", &self.counts())
             .finish()
     }
+}
+
+/// What a breaker would lose if the registry forgot it, least first.
+#[cfg(feature = "registry")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Severity {
+    /// Closed, nothing counted: a fresh breaker is the same.
+    AtRest,
+    /// Closed, with failures counted toward opening.
+    Counting,
+    /// Probing.
+    HalfOpen,
+    /// Rejecting calls.
+    Open,
 }

@@ -4,9 +4,8 @@ use core::fmt;
 use core::time::Duration;
 use std::sync::Arc;
 
-use breakerbox_core::{
-    Backoff, Config, ConfigError, CoreBreaker, FailureRate, RateWindow, RecentClock, Transition, quanta,
-};
+use breakerbox_core::__private::{RateRule, RateWindow};
+use breakerbox_core::{Backoff, Config, ConfigError, CoreBreaker, FailureRate, RecentClock, Transition, quanta};
 
 use crate::Breaker;
 
@@ -113,7 +112,7 @@ impl Builder {
     /// whichever fires first opens the breaker, the rate rule's opening is
     /// reported as [`Reason::FailureRateReached`](crate::Reason).
     ///
-    /// The window is [`BUCKETS`](breakerbox_core::BUCKETS) (10) buckets of
+    /// The window is 10 buckets of
     /// `window / 10` (rounded up to whole milliseconds): a call counts from
     /// the moment it finishes until its bucket is ten buckets old, so the
     /// window reaches back between 9 and 10 buckets. Only calls admitted
@@ -281,7 +280,7 @@ impl Builder {
     /// assert_eq!(err.field(), "threshold");
     /// ```
     pub fn build(self) -> Result<Breaker, ConfigError> {
-        let rate = self.rate.map(|rate| rate.validate()).transpose()?.map(RateWindow::new);
+        let rate = self.rate.map(|rate| RateRule::new(&rate)).transpose()?.map(RateWindow::new);
         let slow_ticks = match self.slow_call {
             None => None,
             Some(value) if value.is_zero() || value > Config::MAX_TIMEOUT => {

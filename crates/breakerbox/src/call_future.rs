@@ -16,18 +16,20 @@ use core::task::{Context, Poll};
 use breakerbox_core::{Outcome, Rejected, Ticket, Timestamp};
 use pin_project_lite::pin_project;
 
-use crate::classify::Classify;
+use crate::classify::{ByResult, Classify};
+use crate::fallback::Fallback;
+use crate::unwind::failing_on_unwind;
 use crate::{Breaker, Error};
 
 pin_project! {
     /// A call through a [`Breaker`] that decides at its first poll, then
     /// polls the inner future `F` and counts its result as `C` classifies it.
     ///
-    /// Made by [`Breaker::call_async`] and [`Breaker::call_async_with`]
-    /// (`B` is `&Breaker`) and by [`Breaker::call_async_owned`] and
-    /// [`Breaker::call_async_owned_with`] (`B` is `Arc<Breaker>`, so the
-    /// future is `'static` when `F` and `C` are: what a `tower::Service`
-    /// or a spawned task needs).
+    /// Made by [`Breaker::call_async`] (`B` is `&Breaker`) and by
+    /// `Registry::call_async` (`B` is `Arc<Breaker>`, so the future is
+    /// `'static` when `F` and `C` are: what a spawned task needs). Before the
+    /// first poll, [`classify`](Self::classify) sets how the result counts
+    /// and [`fallback`](Self::fallback) answers a rejection.
     ///
     /// - Rejected at the first poll: ready at once with [`Error::Open`],
     ///   without polling `F`.
@@ -39,77 +41,121 @@ pin_project! {
     ///   as ignored when the future is dropped.
     ///
     /// ```
-    /// use breakerbox::{Breaker, ByResult, CallFuture, Config};
+    /// use breakerbox::{Breaker, CallFuture};
     /// use std::future::Ready;
-    /// use std::sync::Arc;
     ///
-    /// // A type a service can name as its `Future`.
-    /// type Call = CallFuture<Arc<Breaker>, Ready<Result<u32, ()>>, ByResult>;
-    /// let breaker = Arc::new(Breaker::new(Config::default()));
-    /// let call: Call = breaker.call_async_owned(std::future::ready(Ok(7)));
+    /// // A type a struct can name as its field.
+    /// type Call<'a> = CallFuture<&'a Breaker, Ready<Result<u32, ()>>>;
+    /// let breaker = Breaker::default();
+    /// let call: Call<'_> = breaker.call_async(std::future::ready(Ok(7)));
     /// # drop(call);
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct CallFuture<B, F, C>
+    pub struct CallFuture<B, F, C = ByResult>
     where
         B: Deref<Target = Breaker>,
     {
+        // First, so that an unfinished call reports before `fut` drops, as
+        // it would if the caller dropped the call before its future.
+        call: Call<B>,
         #[pin]
         fut: F,
-        breaker: B,
-        // Where the call is: one field for what the stages need in turn.
-        stage: Stage,
         // `None` once the call has completed.
         classify: Option<C>,
     }
+}
 
-    impl<B, F, C> PinnedDrop for CallFuture<B, F, C>
-    where
-        B: Deref<Target = Breaker>,
-    {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            // Dropped before it finished: counts as nothing, frees a probe slot.
-            if let Stage::Admitted { ticket, started } = core::mem::replace(this.stage, Stage::Done) {
-                this.breaker.settle_unreported(ticket, started, Outcome::Ignored);
-            }
+/// The breaker and where the call is; its drop reports a call that was
+/// admitted and never finished as ignored.
+struct Call<B: Deref<Target = Breaker>> {
+    breaker: B,
+    stage: Stage,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Stage {
+    Undecided,
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    Rejected(Rejected),
+    Admitted {
+        ticket: Ticket,
+        started: Timestamp,
+    },
+    Done,
+}
+
+impl<B: Deref<Target = Breaker>> Drop for Call<B> {
+    fn drop(&mut self) {
+        // Dropped before it finished: counts as nothing, frees a probe slot.
+        if let Stage::Admitted { ticket, started } = core::mem::replace(&mut self.stage, Stage::Done) {
+            self.breaker.settle_unreported(ticket, started, Outcome::Ignored);
         }
     }
 }
 
-/// Where a [`CallFuture`] is.
-#[derive(Clone, Copy, Debug)]
-enum Stage {
-    /// Not polled yet: the first poll asks the breaker.
-    Undecided,
-    /// Rejected before the first poll (the tower service admits in `call`),
-    /// which the first poll returns.
-    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
-    Rejected(Rejected),
-    /// Admitted: the ticket, and when (for a slow-call rule), until the
-    /// result is reported.
-    Admitted { ticket: Ticket, started: Timestamp },
-    /// Rejected, reported, or counted at a panic.
-    Done,
+impl<B: Deref<Target = Breaker>, F> CallFuture<B, F> {
+    pub(crate) fn new(breaker: B, fut: F) -> Self {
+        CallFuture { call: Call { breaker, stage: Stage::Undecided }, classify: Some(ByResult), fut }
+    }
 }
 
 impl<B: Deref<Target = Breaker>, F, C> CallFuture<B, F, C> {
-    pub(crate) fn new(breaker: B, classify: C, fut: F) -> Self {
-        CallFuture { breaker, classify: Some(classify), stage: Stage::Undecided, fut }
-    }
-
-    /// A call the breaker has already admitted with `ticket` (the tower
-    /// service admits before it calls the inner service).
     #[cfg(feature = "tower")]
     pub(crate) fn admitted(breaker: B, (ticket, started): (Ticket, Timestamp), classify: C, fut: F) -> Self {
-        CallFuture { breaker, classify: Some(classify), stage: Stage::Admitted { ticket, started }, fut }
+        CallFuture { call: Call { breaker, stage: Stage::Admitted { ticket, started } }, classify: Some(classify), fut }
     }
 
-    /// A call the breaker has already rejected: its first poll returns the
-    /// rejection and never polls `fut`.
     #[cfg(feature = "tower")]
     pub(crate) fn rejected(breaker: B, rejected: Rejected, classify: C, fut: F) -> Self {
-        CallFuture { breaker, classify: Some(classify), stage: Stage::Rejected(rejected), fut }
+        CallFuture { call: Call { breaker, stage: Stage::Rejected(rejected) }, classify: Some(classify), fut }
+    }
+
+    /// The same call with `classify` deciding how its result counts:
+    /// [`Outcome::Ignored`] counts nothing and frees a probe slot, for
+    /// errors that say nothing about the downstream (the caller's own
+    /// deadline, a cancellation). Any [`Classify`], a closure among them.
+    ///
+    /// ```
+    /// use breakerbox::{Breaker, Outcome};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let breaker = Breaker::default();
+    /// let deadline_is_ours = |result: &Result<(), &str>| match result {
+    ///     Err("deadline exceeded") => Outcome::Ignored,
+    ///     Err(_) => Outcome::Failure,
+    ///     Ok(()) => Outcome::Success,
+    /// };
+    /// let call = breaker.call_async(async { Err::<(), _>("deadline exceeded") }).classify(deadline_is_ours);
+    /// assert!(call.await.is_err());
+    /// assert_eq!(breaker.counts().failures, 0);
+    /// # });
+    /// ```
+    pub fn classify<D>(self, classify: D) -> CallFuture<B, F, D> {
+        let CallFuture { call, fut, classify: old } = self;
+        // A call that already completed stays completed.
+        CallFuture { call, fut, classify: old.map(|_| classify) }
+    }
+
+    /// The same call answering a rejection with `fallback(rejected)`
+    /// instead of [`Error::Open`]: the Go package's `DoWithFallback`. The
+    /// inner future's own error passes through unchanged, and the fallback
+    /// runs only when the breaker rejected the call.
+    ///
+    /// ```
+    /// use breakerbox::Breaker;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let breaker = Breaker::default();
+    /// breaker.trip();
+    /// let page = breaker.call_async(async { Ok::<_, ()>("live") }).fallback(|_| async { Ok("cached") });
+    /// assert_eq!(page.await, Ok("cached"));
+    /// # });
+    /// ```
+    pub fn fallback<G, H>(self, fallback: G) -> Fallback<Self, G, H>
+    where
+        G: FnOnce(Rejected) -> H,
+    {
+        Fallback::new(self, fallback)
     }
 }
 
@@ -127,11 +173,12 @@ where
         if this.classify.is_none() {
             panic!("a breaker call future was polled after it completed");
         }
-        let breaker: &Breaker = this.breaker;
-        let rejected = match *this.stage {
+        let call = this.call;
+        let breaker: &Breaker = &call.breaker;
+        let rejected = match call.stage {
             Stage::Undecided => match breaker.admit() {
                 Ok(ticket) => {
-                    *this.stage = Stage::Admitted { ticket, started: breaker.started() };
+                    call.stage = Stage::Admitted { ticket, started: breaker.started() };
                     None
                 }
                 Err(rejected) => Some(rejected),
@@ -140,23 +187,32 @@ where
             Stage::Admitted { .. } | Stage::Done => None,
         };
         if let Some(rejected) = rejected {
-            *this.stage = Stage::Done;
+            call.stage = Stage::Done;
             *this.classify = None;
             return Poll::Ready(Err(Error::Open(rejected)));
         }
         // A panic in `fut` unwinds through this frame, not through the future,
-        // which the caller still owns (and may poll again): the guard reports
-        // the failure at the panic and ends the call.
-        let guard = FailOnUnwind { breaker, stage: &mut *this.stage, classify: &mut *this.classify };
-        let poll = this.fut.poll(cx);
-        core::mem::forget(guard);
+        // which the caller still owns (and may poll again): the call fails at
+        // the panic and ends.
+        let stage = &mut call.stage;
+        let classify = &mut *this.classify;
+        let fut = this.fut;
+        let poll = failing_on_unwind(
+            || fut.poll(cx),
+            || {
+                *classify = None;
+                if let Stage::Admitted { ticket, started } = core::mem::replace(stage, Stage::Done) {
+                    breaker.settle(ticket, started, Outcome::Failure);
+                }
+            },
+        );
         let Poll::Ready(result) = poll else { return Poll::Pending };
         if let Some(classify) = this.classify.take() {
             // Classified before the ticket is taken: a panic in the caller's
             // classifier leaves the ticket for the drop, which counts the
             // call as ignored, as `call_with` does.
             let outcome = classify.classify(&result);
-            if let Stage::Admitted { ticket, started } = core::mem::replace(this.stage, Stage::Done) {
+            if let Stage::Admitted { ticket, started } = core::mem::replace(&mut call.stage, Stage::Done) {
                 breaker.settle(ticket, started, outcome);
             }
         }
@@ -166,11 +222,11 @@ where
 
 impl<B: Deref<Target = Breaker>, F, C> fmt::Debug for CallFuture<B, F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ticket = match self.stage {
+        let ticket = match self.call.stage {
             Stage::Admitted { ticket, .. } => Some(ticket),
             _ => None,
         };
-        let rejected = match self.stage {
+        let rejected = match self.call.stage {
             Stage::Rejected(rejected) => Some(rejected),
             _ => None,
         };
@@ -179,22 +235,5 @@ impl<B: Deref<Target = Breaker>, F, C> fmt::Debug for CallFuture<B, F, C> {
             .field("rejected", &rejected)
             .field("done", &self.classify.is_none())
             .finish_non_exhaustive()
-    }
-}
-
-/// Armed only while the inner future is polled; forgotten when the poll
-/// returns, so its drop runs only when a panic unwinds through the poll.
-struct FailOnUnwind<'g, C> {
-    breaker: &'g Breaker,
-    stage: &'g mut Stage,
-    classify: &'g mut Option<C>,
-}
-
-impl<C> Drop for FailOnUnwind<'_, C> {
-    fn drop(&mut self) {
-        *self.classify = None;
-        if let Stage::Admitted { ticket, started } = core::mem::replace(self.stage, Stage::Done) {
-            self.breaker.settle(ticket, started, Outcome::Failure);
-        }
     }
 }

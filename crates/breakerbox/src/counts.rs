@@ -35,7 +35,7 @@ use crate::local;
 /// ```
 /// use breakerbox::{Breaker, Config, Counts};
 ///
-/// let breaker = Breaker::new(Config::default());
+/// let breaker = Breaker::default();
 /// let _ = breaker.call(|| Ok::<_, ()>(1));
 /// let _ = breaker.call(|| Err::<(), _>("down"));
 /// let counts: Counts = breaker.counts();
@@ -92,7 +92,7 @@ pub(crate) struct Tally {
     /// For counts made by a thread that cannot hold a lane (tearing down):
     /// shared, so incremented with `fetch_add`.
     shared: Slot,
-    /// Whether the breaker has a [`Watch`](crate::watch::Watch): then its
+    /// Whether the breaker has a [`Rules`](crate::rules::Rules): then its
     /// slots never enter the plain cache, so its calls take the watched
     /// path.
     watched: bool,
@@ -117,7 +117,7 @@ impl Tally {
         Tally::with_watch(false)
     }
 
-    /// A tally for a breaker with a watch if `watched`.
+    /// A tally for a breaker with rules if `watched`.
     pub(crate) fn with_watch(watched: bool) -> Tally {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Tally { id, registered: Mutex::new(Vec::new()), shared: Slot::new(), watched }
@@ -293,8 +293,7 @@ mod tests {
     #[test]
     fn sixty_four_breakers_side_by_side_stay_cached_at_once() {
         std::thread::spawn(|| {
-            let breakers: Vec<crate::Breaker> =
-                (0..local::CACHE_LEN).map(|_| crate::Breaker::new(crate::Config::default())).collect();
+            let breakers: Vec<crate::Breaker> = (0..local::CACHE_LEN).map(|_| crate::Breaker::default()).collect();
             for breaker in &breakers {
                 assert!(breaker.call(|| Ok::<_, ()>(())).is_ok());
             }

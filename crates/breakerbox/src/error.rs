@@ -17,7 +17,7 @@ use breakerbox_core::Rejected;
 /// ```
 /// use breakerbox::{Breaker, Config, Error};
 ///
-/// let breaker = Breaker::new(Config { threshold: 1, ..Config::default() });
+/// let breaker = Breaker::new(Config { threshold: 1, ..Config::default() }).unwrap();
 /// let err = breaker.call(|| Err::<(), _>("connection refused")).unwrap_err();
 /// assert_eq!(err.to_string(), "connection refused");
 /// assert_eq!(err.into_inner(), Some("connection refused"));
@@ -46,7 +46,7 @@ use breakerbox_core::Rejected;
 ///     Ok(port + host.len() as u16)
 /// }
 ///
-/// let breaker = Breaker::new(Config::default());
+/// let breaker = Breaker::default();
 /// assert_eq!(port(&breaker).unwrap_err().to_string(), "no host");
 /// ```
 ///
@@ -100,7 +100,7 @@ impl<E> Error<E> {
     /// ```
     /// use breakerbox::{Breaker, Config, Rejected};
     ///
-    /// let breaker = Breaker::new(Config::default());
+    /// let breaker = Breaker::default();
     /// breaker.trip();
     /// let boxed = breaker.call(|| Ok::<_, &str>(())).unwrap_err().into_boxed();
     /// assert!(boxed.downcast_ref::<Rejected>().is_some());
@@ -120,7 +120,7 @@ impl<E> Error<E> {
     /// ```
     /// use breakerbox::{Breaker, Config};
     ///
-    /// let breaker = Breaker::new(Config::default());
+    /// let breaker = Breaker::default();
     /// breaker.trip();
     /// let err = breaker.call(|| Ok::<_, ()>(())).unwrap_err();
     /// assert!(err.rejected().unwrap().retry_after().is_some_and(|after| after <= std::time::Duration::from_secs(30)));

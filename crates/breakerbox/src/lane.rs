@@ -18,7 +18,7 @@
 //!
 //! A breaker with a failure-rate rule also gets a window [`Ring`] on the
 //! lane of each thread that reports to it (184 bytes, four to a chunk),
-//! handed out, listed by the breaker ([`crate::watch::Watch`]) and given
+//! handed out, listed by the breaker ([`crate::rules::Rules`]) and given
 //! back the same way.
 //!
 //! Chunks and lanes are leaked (`&'static`), which is what lets the
@@ -37,14 +37,14 @@
 //! the old writer's last store before the new writer's first load: a lane
 //! through [`IDLE`] when a thread exits, a freed slot or ring through its
 //! lane's `freed` or `freed_rings` list when a breaker is dropped. Rings
-//! have their own orderings (see [`breakerbox_core::RateWindow`]).
+//! have their own orderings (see [`breakerbox_core::__private::RateWindow`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use breakerbox_core::Ring;
+use breakerbox_core::__private::Ring;
 use crossbeam_utils::CachePadded;
 
 use crate::counts::{Count, Counts};
@@ -344,8 +344,9 @@ pub(crate) mod tests {
         let (clock, _mock) = breakerbox_core::quanta::Clock::mock();
         let core = breakerbox_core::CoreBreaker::with_clock(crate::Config::default(), clock).unwrap();
         let ticket = core.acquire().unwrap();
-        let rule = breakerbox_core::FailureRate::new(0.5, 1, std::time::Duration::from_secs(1)).validate().unwrap();
-        let window = breakerbox_core::RateWindow::new(rule);
+        let rate = breakerbox_core::FailureRate::new(0.5, 1, std::time::Duration::from_secs(1));
+        let rule = breakerbox_core::__private::RateRule::new(&rate).unwrap();
+        let window = breakerbox_core::__private::RateWindow::new(rule);
         let now = breakerbox_core::Timestamp::ZERO;
         assert!(window.add(ring, ticket, now, true).is_some());
         assert_eq!(window.counts(ticket, now, [ring]).calls, 1);

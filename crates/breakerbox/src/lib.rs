@@ -10,7 +10,7 @@
 //! use breakerbox::{Breaker, Config, Error};
 //! use std::time::Duration;
 //!
-//! let breaker = Breaker::new(Config { threshold: 5, timeout: Duration::from_secs(30), half_open_max: 1 });
+//! let breaker = Breaker::new(Config { threshold: 5, timeout: Duration::from_secs(30), half_open_max: 1 })?;
 //!
 //! match breaker.call(|| fetch_user(42)) {
 //!     Ok(user) => println!("hello, {user}"),
@@ -18,19 +18,20 @@
 //!     Err(Error::Inner(err)) => println!("the call failed: {err}"),
 //! }
 //! # fn fetch_user(id: u32) -> Result<String, std::io::Error> { Ok(format!("user {id}")) }
+//! # Ok::<(), breakerbox::ConfigError>(())
 //! ```
 //!
 //! # From the Go package
 //!
 //! | Go `circuitbreaker` | this crate |
 //! |---|---|
-//! | `New(Config{...})` | [`Breaker::new`] (or [`Breaker::try_new`]) |
+//! | `New(Config{...})` (zero fields take the defaults) | [`Breaker::new`] (zero fields take the same defaults; a value too large for the state word is a [`ConfigError`]) |
 //! | `cb.Do(ctx, fn)` | [`Breaker::call`], [`Breaker::call_async`] |
-//! | `cb.DoWithFallback(ctx, fn, fallback)` | [`Breaker::call_with_fallback`], [`Breaker::call_async_with_fallback`] |
+//! | `cb.DoWithFallback(ctx, fn, fallback)` | [`Breaker::call_with_fallback`], [`Breaker::call_async`]`(..).`[`fallback`](CallFuture::fallback)`(..)` |
 //! | `cb.State()` | [`Breaker::state`] |
 //! | `cb.Counts()` | [`Breaker::counts`] |
-//! | `ErrOpen` | [`Error::Open`] |
-//! | context cancellation does not count | [`Outcome::Ignored`] via [`Breaker::call_with`], or drop the future |
+//! | `ErrOpen`, `errors.Is(err, ErrOpen)` | [`Error::Open`], [`Error::is_open`]; from the tower service, a boxed [`Rejected`] (`err.is::<Rejected>()`) |
+//! | context cancellation does not count | [`Outcome::Ignored`] from a [`Classify`] ([`Breaker::call_with`], [`CallFuture::classify`]), or drop the future |
 //!
 //! Where it is stricter than the Go package: a result that arrives after the
 //! breaker changed state is stale and changes nothing; half-open limits probes
@@ -77,9 +78,8 @@
 //!
 //! - `tracing`: one `tracing` event per transition (target `breakerbox`, `warn`
 //!   when it opens, `info` otherwise), with fields `name`, `from`, `to`,
-//!   `reason` and `sequence`, for every breaker [`Builder`] makes (one made
-//!   with [`Breaker::from_core`] has the core's listener, if any, and no
-//!   event). Each such breaker holds a 32-byte box pointing at the tracing
+//!   `reason` and `sequence`, for every breaker without a listener of its
+//!   own. Each such breaker holds a 32-byte box pointing at the tracing
 //!   listener (shared by all breakers without a listener of their own);
 //!   nothing happens per call.
 //! - `prometheus`: [`prometheus::BreakerCollector`], a `prometheus-client`
@@ -141,6 +141,7 @@ mod call_future;
 mod classify;
 mod counts;
 mod error;
+mod fallback;
 mod lane;
 mod local;
 mod permit;
@@ -148,12 +149,13 @@ mod permit;
 pub mod prometheus;
 #[cfg(feature = "registry")]
 pub mod registry;
+mod rules;
 mod settings;
 #[cfg(feature = "tower")]
 pub mod tower;
 #[cfg(feature = "tracing")]
 mod trace;
-mod watch;
+mod unwind;
 
 pub use crate::breaker::Breaker;
 pub use builder::Builder;
@@ -161,7 +163,8 @@ pub use call_future::CallFuture;
 pub use classify::{ByResult, Classify};
 pub use counts::Counts;
 pub use error::Error;
-pub use permit::{OwnedPermit, Permit, PermitOf};
+pub use fallback::Fallback;
+pub use permit::{OwnedPermit, Permit};
 #[cfg(feature = "registry")]
 pub use registry::{Registry, RegistryError};
 pub use settings::Settings;

@@ -11,7 +11,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use breakerbox_core::Ring;
+use breakerbox_core::__private::Ring;
 
 use crate::lane::{Lane, OwnedLane, Slot};
 
@@ -48,7 +48,7 @@ impl Entry {
 }
 
 /// A cached (breaker, slot, ring) triple of a breaker with a
-/// [`Watch`](crate::watch::Watch); `breaker` 0 is no breaker.
+/// [`Rules`](crate::rules::Rules); `breaker` 0 is no breaker.
 #[derive(Clone, Copy)]
 struct WatchedEntry {
     breaker: u64,
@@ -68,7 +68,7 @@ thread_local! {
     // Const-initialised with no destructor: reading it is a plain TLS load,
     // and it stays readable while other thread-locals are torn down.
     static CACHE: [Cell<Entry>; CACHE_LEN] = const { [const { Cell::new(Entry::EMPTY) }; CACHE_LEN] };
-    // The same for breakers with a watch, which never have an entry above.
+    // The same for breakers with rules, which never have an entry above.
     static WATCHED: [Cell<WatchedEntry>; CACHE_LEN] =
         const { [const { Cell::new(WatchedEntry::EMPTY) }; CACHE_LEN] };
     // Its destructor hands the lane on when the thread exits.
@@ -101,7 +101,7 @@ pub(crate) fn cached(breaker: u64, position: usize) -> Option<&'static Slot> {
 /// the breaker. `None` when the thread cannot use its lane: it is tearing
 /// down its thread-locals, or the lane's bookkeeping is already borrowed
 /// further up this thread's stack (a count made from inside it).
-/// A breaker with a watch is never cached (`cache` false): its counts must
+/// A breaker with rules is never cached (`cache` false): its counts must
 /// take the watched path.
 #[cold]
 #[inline(never)]

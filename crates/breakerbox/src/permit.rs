@@ -1,5 +1,6 @@
 //! Permits: an admitted call for code that cannot hand the breaker a closure
-//! (middleware, hot loops).
+//! (middleware, hot loops), and [`Admission`], the admitted call every call
+//! path holds inside.
 
 use core::fmt;
 use core::ops::Deref;
@@ -9,19 +10,12 @@ use breakerbox_core::{Outcome, Recorded, Ticket, Timestamp};
 
 use crate::Breaker;
 use crate::counts::ThreadSlot;
+use crate::unwind::failing_on_unwind;
 
-/// An admitted call, borrowed from its [`Breaker`]: report how it ended with
-/// [`record`](PermitOf::record), [`success`](PermitOf::success) or
-/// [`failure`](PermitOf::failure). Made by [`Breaker::try_acquire`].
-pub type Permit<'a> = PermitOf<&'a Breaker>;
-
-/// An admitted call that owns an `Arc` of its [`Breaker`], for middleware
-/// that must hold the permit across `'static` boundaries. Made by
-/// [`Breaker::try_acquire_owned`].
-pub type OwnedPermit = PermitOf<Arc<Breaker>>;
-
-/// An admitted call that has not reported yet; see [`Permit`] and
-/// [`OwnedPermit`].
+/// An admitted call that has not reported yet, borrowed from its
+/// [`Breaker`]: report how it ended with [`record`](Permit::record),
+/// [`success`](Permit::success) or [`failure`](Permit::failure). Made by
+/// [`Breaker::try_acquire`].
 ///
 /// Dropping it without reporting counts as [`Outcome::Ignored`]: nothing is
 /// counted and a half-open breaker gets the probe slot back.
@@ -29,7 +23,7 @@ pub type OwnedPermit = PermitOf<Arc<Breaker>>;
 /// ```
 /// use breakerbox::{Breaker, Config, State};
 ///
-/// let breaker = Breaker::new(Config { threshold: 1, ..Config::default() });
+/// let breaker = Breaker::new(Config { threshold: 1, ..Config::default() })?;
 /// let permit = breaker.try_acquire()?;
 /// let response: Result<u32, &str> = Err("503"); // the call, made by hand
 /// match response {
@@ -37,42 +31,119 @@ pub type OwnedPermit = PermitOf<Arc<Breaker>>;
 ///     Err(_) => permit.failure(),
 /// };
 /// assert_eq!(breaker.state(), State::Open);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "dropping a permit reports the call as ignored"]
+pub struct Permit<'a>(Admission<&'a Breaker>);
+
+/// [`Permit`] owning an `Arc` of its [`Breaker`], for middleware that must
+/// hold the permit across `'static` boundaries (a spawned task, a response
+/// body). Made by [`Breaker::try_acquire_owned`].
+///
+/// ```
+/// use breakerbox::{Breaker, Config, OwnedPermit};
+/// use std::sync::Arc;
+///
+/// let breaker = Arc::new(Breaker::default());
+/// let permit: OwnedPermit = breaker.try_acquire_owned()?;
+/// std::thread::spawn(move || permit.success()).join().unwrap();
+/// assert_eq!(breaker.counts().successes, 1);
 /// # Ok::<(), breakerbox::Rejected>(())
 /// ```
 #[must_use = "dropping a permit reports the call as ignored"]
-pub struct PermitOf<B: Deref<Target = Breaker>> {
+pub struct OwnedPermit(Admission<Arc<Breaker>>);
+
+macro_rules! permit_methods {
+    ($permit:ty) => {
+        impl $permit {
+            /// Reports how the call ended; whether it still counted for the
+            /// state machine or arrived after a transition
+            /// ([`Recorded::Stale`]). Stale results still count in
+            /// [`Breaker::counts`].
+            #[inline(always)]
+            pub fn record(self, outcome: Outcome) -> Recorded {
+                self.0.record(outcome)
+            }
+
+            /// Reports a success: `record(Outcome::Success)`.
+            #[inline]
+            pub fn success(self) -> Recorded {
+                self.0.record(Outcome::Success)
+            }
+
+            /// Reports a failure: `record(Outcome::Failure)`.
+            #[inline]
+            pub fn failure(self) -> Recorded {
+                self.0.record(Outcome::Failure)
+            }
+        }
+
+        impl fmt::Debug for $permit {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct("Permit").field("ticket", &self.0.ticket).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+permit_methods!(Permit<'_>);
+permit_methods!(OwnedPermit);
+
+impl<'a> Permit<'a> {
+    pub(crate) fn new(admission: Admission<&'a Breaker>) -> Permit<'a> {
+        Permit(admission)
+    }
+}
+
+impl OwnedPermit {
+    pub(crate) fn new(admission: Admission<Arc<Breaker>>) -> OwnedPermit {
+        OwnedPermit(admission)
+    }
+}
+
+/// A call the breaker admitted: its ticket, when it started (if the breaker
+/// times calls), and what its drop reports if the call never reports.
+pub(crate) struct Admission<B: Deref<Target = Breaker>> {
     breaker: B,
     ticket: Ticket,
     /// When the call was admitted, if the breaker times calls (a slow-call
     /// rule); zero otherwise.
     started: Timestamp,
-    /// What dropping the permit reports: `Ignored`, or `Failure` while the
-    /// wrapped call runs inside a closure or future the breaker polls, so a
-    /// panic unwinding through it counts as a failure. `None` once reported.
+    /// `Some(Ignored)` until the call reports; `None` after.
     on_drop: Option<Outcome>,
 }
 
-impl<B: Deref<Target = Breaker>> PermitOf<B> {
-    /// A permit for a call admitted just now with `ticket`, timed if the
-    /// breaker has a slow-call rule.
-    pub(crate) fn new(breaker: B, ticket: Ticket) -> PermitOf<B> {
+impl<B: Deref<Target = Breaker>> Admission<B> {
+    /// A call admitted just now with `ticket`, timed if the breaker has a
+    /// slow-call rule.
+    pub(crate) fn new(breaker: B, ticket: Ticket) -> Admission<B> {
         let started = breaker.started();
-        PermitOf { breaker, ticket, started, on_drop: Some(Outcome::Ignored) }
+        Admission { breaker, ticket, started, on_drop: Some(Outcome::Ignored) }
     }
 
-    /// [`new`](Self::new) for a breaker known to have no watch (its counter
+    /// [`new`](Self::new) for a breaker known to have no rules (its counter
     /// slot was in the plain cache), without looking.
     #[inline(always)]
-    pub(crate) fn untimed(breaker: B, ticket: Ticket) -> PermitOf<B> {
+    pub(crate) fn untimed(breaker: B, ticket: Ticket) -> Admission<B> {
         debug_assert!(!breaker.is_watched(), "a watched breaker's slot is never in the plain cache");
-        PermitOf { breaker, ticket, started: Timestamp::ZERO, on_drop: Some(Outcome::Ignored) }
+        Admission { breaker, ticket, started: Timestamp::ZERO, on_drop: Some(Outcome::Ignored) }
     }
 
-    /// Reports how the call ended; whether it still counted for the state
-    /// machine or arrived after a transition ([`Recorded::Stale`]). Stale
-    /// results still count in [`Breaker::counts`].
+    /// Runs the caller's code for this call: a panic in it reports the call
+    /// as a failure before it continues to the caller.
     #[inline(always)]
-    pub fn record(mut self, outcome: Outcome) -> Recorded {
+    pub(crate) fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        failing_on_unwind(f, || self.fail_now())
+    }
+
+    fn fail_now(&mut self) {
+        if self.on_drop.take().is_some() {
+            self.breaker.settle_unreported(self.ticket, self.started, Outcome::Failure);
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn record(mut self, outcome: Outcome) -> Recorded {
         self.on_drop = None;
         self.breaker.settle(self.ticket, self.started, outcome)
     }
@@ -85,60 +156,36 @@ impl<B: Deref<Target = Breaker>> PermitOf<B> {
         self.breaker.settle_in(slot, self.ticket, outcome)
     }
 
-    /// [`record`](Self::record) for a breaker with a watch, in this
-    /// thread's slot and ring, looked up on this thread.
+    /// [`record`](Self::record) for a breaker with rules, in the place the
+    /// caller looked up.
     #[inline(always)]
     pub(crate) fn record_watched(
         mut self,
-        watch: &crate::watch::Watch,
-        place: Option<(&'static crate::lane::Slot, &'static breakerbox_core::Ring)>,
+        rules: &crate::rules::Rules,
+        place: Option<(&'static crate::lane::Slot, &'static breakerbox_core::__private::Ring)>,
         outcome: Outcome,
     ) -> Recorded {
         self.on_drop = None;
-        self.breaker.settle_watched(watch, place, self.ticket, self.started, outcome)
+        self.breaker.settle_watched(rules, place, self.ticket, self.started, outcome)
     }
 
-    /// Reports a success.
-    #[inline]
-    pub fn success(self) -> Recorded {
-        self.record(Outcome::Success)
-    }
-
-    /// Reports a failure.
-    #[inline]
-    pub fn failure(self) -> Recorded {
-        self.record(Outcome::Failure)
-    }
-
-    /// The ticket and the start, without reporting: whoever takes them
-    /// reports the call.
+    /// The ticket and start, for a future that reports later; the drop no
+    /// longer reports.
     #[cfg(feature = "tower")]
     #[inline(always)]
     pub(crate) fn into_ticket(mut self) -> (Ticket, Timestamp) {
         self.on_drop = None;
         (self.ticket, self.started)
     }
-
-    /// Makes a drop count as a failure while user code runs, as ignored after.
-    #[inline]
-    pub(crate) fn count_drop_as(&mut self, outcome: Outcome) {
-        self.on_drop = Some(outcome);
-    }
 }
 
-impl<B: Deref<Target = Breaker>> Drop for PermitOf<B> {
+impl<B: Deref<Target = Breaker>> Drop for Admission<B> {
     #[inline]
     fn drop(&mut self) {
         // After `record` this is a no-op the compiler sees through; only an
-        // unreported permit pays for the call.
+        // unreported call pays for it.
         if let Some(outcome) = self.on_drop.take() {
             self.breaker.settle_unreported(self.ticket, self.started, outcome);
         }
-    }
-}
-
-impl<B: Deref<Target = Breaker>> fmt::Debug for PermitOf<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit").field("ticket", &self.ticket).finish_non_exhaustive()
     }
 }

@@ -167,7 +167,7 @@ impl BreakerCollector {
     /// use std::sync::Arc;
     ///
     /// let collector = BreakerCollector::new();
-    /// let anonymous = Arc::new(Breaker::new(Config::default()));
+    /// let anonymous = Arc::new(Breaker::default());
     /// assert_eq!(collector.register(&anonymous), Err(RegisterError::Unnamed));
     /// ```
     pub fn register(&self, breaker: &Arc<Breaker>) -> Result<(), RegisterError> {

@@ -37,9 +37,9 @@ fn counting_memory_grows_with_the_threads_that_call_not_with_their_number() {
     // (with the `tracing` feature, a 32-byte box pointing at the listener
     // every breaker shares).
     assert!(size_of::<Breaker>() <= 256, "a breaker is {} bytes", size_of::<Breaker>());
-    drop(Breaker::new(Config::default())); // the clock's (and the tracing listener's) one-time setup
+    drop(Breaker::default()); // the clock's (and the tracing listener's) one-time setup
     let region = Region::new(GLOBAL);
-    let idle = Breaker::new(Config::default());
+    let idle = Breaker::default();
     let observer = if cfg!(feature = "tracing") { 32 } else { 0 };
     assert_eq!(region.change().bytes_allocated, observer, "building a breaker allocates");
     // A name: the box (name and listener, 32 bytes) and the `Arc<str>`
@@ -53,8 +53,8 @@ fn counting_memory_grows_with_the_threads_that_call_not_with_their_number() {
     );
     drop(named);
 
-    let shared = Breaker::new(Config::default());
-    let fresh: Vec<Breaker> = (0..FRESH).map(|_| Breaker::new(Config::default())).collect();
+    let shared = Breaker::default();
+    let fresh: Vec<Breaker> = (0..FRESH).map(|_| Breaker::default()).collect();
     let called = Barrier::new(THREADS);
     let measured = Barrier::new(THREADS);
     let (first, all) = std::thread::scope(|scope| {

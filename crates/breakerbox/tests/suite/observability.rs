@@ -98,7 +98,7 @@ fn name_and_debug() {
     let (b, _mock, _log) = observed();
     assert_eq!(b.name(), "db");
     assert!(format!("{b:?}").starts_with(r#"Breaker { name: "db", state: Closed,"#), "{b:?}");
-    assert_eq!(Breaker::new(Config::default()).name(), "");
+    assert_eq!(Breaker::default().name(), "");
 }
 
 #[cfg(feature = "tracing")]
@@ -355,7 +355,7 @@ mod prometheus {
     fn a_registered_registry_shows_its_named_breakers_at_each_scrape() {
         let hosts: Arc<breakerbox::Registry<String>> =
             Arc::new(breakerbox::Registry::builder(Config::default()).name_keys().build().unwrap());
-        let anonymous: Arc<breakerbox::Registry<u32>> = Arc::new(breakerbox::Registry::new(Config::default()));
+        let anonymous: Arc<breakerbox::Registry<u32>> = Arc::new(breakerbox::Registry::new(Config::default()).unwrap());
         let collector = BreakerCollector::new();
         collector.register_registry(&hosts);
         collector.register_registry(&anonymous);

@@ -151,7 +151,8 @@ fn ignored_and_stale_results_count_nowhere_and_rejections_are_not_calls() {
     let (builder, mock) = builder(1);
     let breaker = builder.consecutive_failures(false).failure_rate(rate(1.0, 3, 60)).build().unwrap();
     fail(&breaker);
-    let ignored = breaker.call_with(|_| breakerbox::Outcome::Ignored, || Err::<(), _>("our own deadline"));
+    let ignored =
+        breaker.call_with(|_: &Result<(), &str>| breakerbox::Outcome::Ignored, || Err::<(), _>("our own deadline"));
     assert!(ignored.is_err());
     let stale = breaker.try_acquire().unwrap();
     breaker.trip();

@@ -1,22 +1,23 @@
-//! [`Watch`]: what a breaker watches beyond consecutive failures, the
+//! [`Rules`]: what a breaker watches beyond consecutive failures, the
 //! failure rate over a window and slow calls, and the window rings of the
 //! threads that report to it.
 //!
-//! A breaker with a watch never has an entry in the thread-local counter
+//! A breaker with rules never has an entry in the thread-local counter
 //! cache that plain breakers use ([`crate::local`]): its calls find that
 //! cache empty and take the watched path, which looks up the thread's
 //! (slot, ring) pair in a cache of its own. So a plain breaker's healthy
-//! call pays nothing for watches existing: the branch that sends a watched
+//! call pays nothing for rules existing: the branch that sends a watched
 //! call away is the cache check every call already makes.
 
 use std::sync::OnceLock;
 
-use breakerbox_core::{RateWindow, Ring, Ticket, Timestamp};
+use breakerbox_core::__private::{RateWindow, Ring};
+use breakerbox_core::{Ticket, Timestamp};
 
 use crate::lane::Lane;
 
 /// A breaker's failure-rate window and slow-call threshold.
-pub(crate) struct Watch {
+pub(crate) struct Rules {
     /// The breaker's id, under which its rings sit on their lanes.
     breaker: u64,
     pub(crate) rate: Option<RateWindow>,
@@ -25,9 +26,9 @@ pub(crate) struct Watch {
     rings: RingList,
 }
 
-impl Watch {
-    pub(crate) fn new(breaker: u64, rate: Option<RateWindow>, slow_ticks: Option<u64>) -> Watch {
-        Watch { breaker, rate, slow_ticks, rings: RingList::default() }
+impl Rules {
+    pub(crate) fn new(breaker: u64, rate: Option<RateWindow>, slow_ticks: Option<u64>) -> Rules {
+        Rules { breaker, rate, slow_ticks, rings: RingList::default() }
     }
 
     /// Registers a ring a lane handed out for this breaker.
@@ -56,7 +57,7 @@ impl Watch {
     }
 }
 
-impl Drop for Watch {
+impl Drop for Rules {
     /// Gives every ring back to its lane: every call through the breaker
     /// happened before its drop.
     fn drop(&mut self) {
