@@ -68,7 +68,7 @@ fn downstream_err() -> Result<u64, u64> {
 }
 
 fn ours() -> Breaker {
-    Breaker::new(Config::default())
+    Breaker::default()
 }
 
 fn failsafe_peer() -> impl failsafe::CircuitBreaker + Clone + Send + Sync {
@@ -256,7 +256,7 @@ fn failure_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("failure_path");
     // The largest threshold, and a success every 1000 calls, keep it closed:
     // every failure is a CAS, the success that ends the streak another.
-    let breaker = Breaker::new(Config { threshold: Config::MAX_THRESHOLD, ..Config::default() });
+    let breaker = Breaker::new(Config { threshold: Config::MAX_THRESHOLD, ..Config::default() }).unwrap();
     let mut n = 0u32;
     group.bench_function("failure_below_threshold", |b| {
         b.iter(|| {
@@ -269,7 +269,7 @@ fn failure_path(c: &mut Criterion) {
         })
     });
     let (clock, mock) = breakerbox::quanta::Clock::mock();
-    let breaker = Breaker::with_clock(Config { threshold: 1, ..Config::default() }, clock);
+    let breaker = Breaker::with_clock(Config { threshold: 1, ..Config::default() }, clock).unwrap();
     group.bench_function("trip_probe_close_cycle", |b| {
         b.iter(|| {
             let _ = black_box(ok(breaker.call(downstream_err)));
@@ -433,7 +433,7 @@ fn tower_layer(c: &mut Criterion) {
     use tower::{Layer, ServiceBuilder};
 
     let mut group = c.benchmark_group("tower");
-    let inner = tower::service_fn(|request: u64| std::future::ready(Ok::<u64, u64>(black_box(request))));
+    let inner = tower::service_fn(|request: u64| std::future::ready(Ok::<u64, Refused>(black_box(request))));
     let mut cx = Context::from_waker(Waker::noop());
     let mut bare = inner;
     group.bench_function("bare_service", |b| b.iter(|| black_box(call_ready(&mut bare, &mut cx))));
@@ -463,6 +463,19 @@ fn tower_layer(c: &mut Criterion) {
     });
     group.finish();
 }
+
+/// The bench services' error: the layer's needs `Into<BoxError>`, as tower's
+/// own middleware's do.
+#[derive(Clone, Copy, Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("refused")
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// [`per_thread`] for a service: each thread calls its own clone.
 fn per_thread_service<S>(threads: usize, iters: u64, service: &S) -> Duration
@@ -557,7 +570,7 @@ fn failure_rate(c: &mut Criterion) {
             })
         })
     });
-    let inner = tower::service_fn(|request: u64| std::future::ready(Ok::<u64, u64>(black_box(request))));
+    let inner = tower::service_fn(|request: u64| std::future::ready(Ok::<u64, Refused>(black_box(request))));
     let tower_peer = tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
         .failure_rate_threshold(0.5)
         .sliding_window_type(tower_resilience_circuitbreaker::SlidingWindowType::TimeBased)

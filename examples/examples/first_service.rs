@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use breakerbox::prometheus::BreakerCollector;
 use breakerbox::tower::{CircuitBreakerLayer, CircuitBreakerService, ServerErrorsAsFailures};
-use breakerbox::{Breaker, Config, FailureRate, Reason, Registry, Transition};
+use breakerbox::{Breaker, Config, FailureRate, Reason, Registry, Rejected, Transition};
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Empty};
@@ -75,26 +75,33 @@ async fn get_host(State(gateway): State<Gateway>, Path((host, path)): Path<(Stri
         return (StatusCode::NOT_FOUND, format!("no upstream {host} or no such path\n")).into_response();
     };
     let call = gateway.client.oneshot(request);
-    match gateway.hosts.call_async_with(host.as_str(), ServerErrorsAsFailures::new(), call) {
-        Ok(call) => respond(&host, call.await),
+    match gateway.hosts.call_async(host.as_str(), call) {
+        // A plain call's error is the typed `breakerbox::Error`; boxed, it
+        // answers as the tower service's does.
+        Ok(call) => {
+            respond(&host, call.classify(ServerErrorsAsFailures::new()).await.map_err(breakerbox::Error::into_boxed))
+        }
         Err(err) => (StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n")).into_response(),
     }
 }
 
 /// The upstream's response, or the gateway's word on why there is none.
-fn respond(upstream: &str, answer: Result<http::Response<Incoming>, breakerbox::Error<BoxError>>) -> Response {
-    match answer {
-        Ok(response) => response.map(Body::new),
-        Err(breakerbox::Error::Open(rejected)) => {
-            let mut response = (StatusCode::SERVICE_UNAVAILABLE, format!("{upstream}: circuit open\n")).into_response();
-            // None for a breaker held open: no time to tell the client.
-            if let Some(secs) = rejected.retry_after_secs() {
-                response.headers_mut().insert(header::RETRY_AFTER, secs.into());
-            }
-            response
+fn respond(upstream: &str, answer: Result<http::Response<Incoming>, BoxError>) -> Response {
+    let err = match answer {
+        Ok(response) => return response.map(Body::new),
+        Err(err) => err,
+    };
+    if let Some(rejected) = err.downcast_ref::<Rejected>() {
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, format!("{upstream}: circuit open\n")).into_response();
+        // None for a breaker held open: no time to tell the client.
+        if let Some(secs) = rejected.retry_after_secs() {
+            response.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
-        Err(breakerbox::Error::Inner(err)) if err.is::<Elapsed>() => StatusCode::GATEWAY_TIMEOUT.into_response(),
-        Err(breakerbox::Error::Inner(err)) => (StatusCode::BAD_GATEWAY, format!("{upstream}: {err}\n")).into_response(),
+        response
+    } else if err.is::<Elapsed>() {
+        StatusCode::GATEWAY_TIMEOUT.into_response()
+    } else {
+        (StatusCode::BAD_GATEWAY, format!("{upstream}: {err}\n")).into_response()
     }
 }
 

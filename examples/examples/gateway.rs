@@ -265,13 +265,6 @@ fn record(timeline: &Timeline, index: usize, seen: Seen, latency: Duration) {
     interval.latencies_us.push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
 }
 
-/// The breaker's error as one `BoxError`: a rejection stays a `Rejected`
-/// (a function, not a closure: a closure's `BoxError` argument would not be
-/// `'static`).
-fn boxed(err: breakerbox::Error<BoxError>) -> BoxError {
-    err.into_boxed()
-}
-
 /// Sends `request` through `service` and says how it ended.
 async fn send<S, E>(mut service: S, request: Request<Empty<Bytes>>) -> Seen
 where
@@ -377,9 +370,8 @@ async fn run(options: Options) -> Ran {
     let metrics_addr = serve_metrics(registry).await;
     println!("metrics: http://{metrics_addr}/metrics");
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    // The breaker's errors are boxed whole, so a rejection downcasts to `Rejected`.
+    // The breaker answers with a `BoxError`; a rejection downcasts to `Rejected`.
     let guarded = ServiceBuilder::new()
-        .map_err(boxed)
         .layer(CircuitBreakerLayer::new(breaker.clone()).classify(ServerErrorsAsFailures::new()))
         .timeout(options.client_timeout)
         .service(client.clone());

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use breakerbox::quanta::{Clock, Mock};
 use breakerbox::tower::{CircuitBreakerLayer, CircuitBreakerService, ServerErrorsAsFailures};
-use breakerbox::{Breaker, Config, Error, Outcome, State};
+use breakerbox::{Breaker, Config, Outcome, Rejected, State};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
@@ -103,7 +103,7 @@ fn client() -> HttpClient {
 fn breaker(threshold: u32, timeout: Duration) -> (Arc<Breaker>, Arc<Mock>) {
     let (clock, mock) = Clock::mock();
     let config = Config { threshold, timeout, half_open_max: 1 };
-    (Arc::new(Breaker::with_clock(config, clock)), mock)
+    (Arc::new(Breaker::with_clock(config, clock).expect("a valid config")), mock)
 }
 
 fn counts(breaker: &Breaker) -> (u64, u64, u64) {
@@ -114,7 +114,7 @@ fn counts(breaker: &Breaker) -> (u64, u64, u64) {
 /// Sends one request through `service` and returns its status, or the error.
 async fn send<S>(service: &mut S, request: Request<Empty<Bytes>>) -> Result<StatusCode, S::Error>
 where
-    S: Service<Request<Empty<Bytes>>, Response = Response<Incoming>, Error = Error<hyper_util::client::legacy::Error>>,
+    S: Service<Request<Empty<Bytes>>, Response = Response<Incoming>, Error = BoxError>,
 {
     let response = service.ready().await?.call(request).await?;
     let status = response.status();
@@ -138,7 +138,7 @@ async fn server_errors_open_it_it_rejects_without_touching_the_server_and_a_prob
 
     for _ in 0..5 {
         let err = send(&mut service, upstream.request()).await.unwrap_err();
-        assert!(err.is_open(), "{err:?}");
+        assert!(err.is::<Rejected>(), "{err:?}");
     }
     assert_eq!(upstream.requests(), 3, "the server saw no request while the breaker was open");
 
@@ -162,7 +162,8 @@ async fn refused_connections_count_as_failures() {
     for _ in 0..2 {
         let request = Request::get(format!("http://{closed}/")).body(Empty::new()).unwrap();
         let err = send(&mut service, request).await.unwrap_err();
-        assert!(!err.is_open() && err.into_inner().is_some_and(|err| err.is_connect()));
+        let refused = err.downcast_ref::<hyper_util::client::legacy::Error>();
+        assert!(refused.is_some_and(hyper_util::client::legacy::Error::is_connect), "{err:?}");
     }
     assert_eq!(breaker.state(), State::Open);
     assert_eq!(counts(&breaker), (0, 2, 0));
@@ -208,7 +209,7 @@ async fn a_dropped_response_future_frees_the_half_open_slot() {
         () = upstream.arrived.notified() => {}
     }
     let full = send(&mut service, upstream.request()).await.unwrap_err();
-    assert!(full.is_open(), "the probe holds the only slot");
+    assert!(full.is::<Rejected>(), "the probe holds the only slot");
     drop(probe);
     assert_eq!(breaker.state(), State::HalfOpen);
 
@@ -228,8 +229,8 @@ async fn clones_share_one_breaker() {
     let mut third = ServiceBuilder::new().layer(layer).service(client());
     send(&mut first, upstream.request()).await.unwrap();
     send(&mut second, upstream.request()).await.unwrap();
-    assert!(send(&mut third, upstream.request()).await.unwrap_err().is_open());
-    assert!(send(&mut first, upstream.request()).await.unwrap_err().is_open());
+    assert!(send(&mut third, upstream.request()).await.unwrap_err().is::<Rejected>());
+    assert!(send(&mut first, upstream.request()).await.unwrap_err().is::<Rejected>());
     assert_eq!((upstream.requests(), counts(&breaker)), (2, (0, 2, 2)));
 }
 
@@ -244,12 +245,72 @@ async fn a_timeout_below_the_breaker_counts_a_hung_server_as_a_failure() {
         .timeout(Duration::from_secs(5))
         .service(client());
     let err = service.ready().await.unwrap().call(upstream.request()).await.unwrap_err();
-    assert!(err.into_inner().is_some_and(|err| err.is::<tower::timeout::error::Elapsed>()));
+    assert!(err.is::<tower::timeout::error::Elapsed>(), "{err:?}");
     assert_eq!(breaker.state(), State::Open);
-    // The inner error is already a BoxError (the timeout's), so `into_boxed`
-    // (or `ServiceBuilder::map_err(Error::into_boxed)`) makes the whole error
-    // one, for middleware above that wants a BoxError.
-    let rejected: BoxError = service.ready().await.unwrap().call(upstream.request()).await.unwrap_err().into_boxed();
-    assert!(rejected.downcast_ref::<breakerbox::Rejected>().is_some(), "{rejected:?}");
+    let rejected: BoxError = service.ready().await.unwrap().call(upstream.request()).await.unwrap_err();
+    assert!(rejected.is::<Rejected>(), "{rejected:?}");
     assert_eq!(counts(&breaker), (0, 1, 1));
+}
+
+/// What an axum app answers when the breaker's stack fails: 503 with
+/// `Retry-After` for a rejection, 504 for the timeout, 502 for the rest.
+async fn answer_error(err: BoxError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(rejected) = err.downcast_ref::<Rejected>() {
+        let wait = rejected.retry_after_secs().unwrap_or(1).to_string();
+        (StatusCode::SERVICE_UNAVAILABLE, [(http::header::RETRY_AFTER, wait)], "upstream circuit open").into_response()
+    } else if err.is::<tower::timeout::error::Elapsed>() {
+        StatusCode::GATEWAY_TIMEOUT.into_response()
+    } else {
+        StatusCode::BAD_GATEWAY.into_response()
+    }
+}
+
+#[tokio::test]
+async fn an_axum_app_maps_a_rejection_to_503_with_retry_after() {
+    let upstream = Arc::new(Upstream::start(500).await);
+    let (breaker, mock) = breaker(2, Duration::from_secs(7));
+    let forward = {
+        let (upstream, client) = (upstream.clone(), client());
+        tower::service_fn(move |_: axum::extract::Request| {
+            let (request, client) = (upstream.request(), client.clone());
+            async move {
+                let response = client.request(request).await?;
+                Ok::<_, BoxError>(axum::response::IntoResponse::into_response(response.status()))
+            }
+        })
+    };
+    // The recommended stack, as a user writes it: the breaker's BoxError goes
+    // straight into `HandleErrorLayer`, with no conversion in between.
+    let app = axum::Router::new().route_service(
+        "/",
+        ServiceBuilder::new()
+            .layer(axum::error_handling::HandleErrorLayer::new(answer_error))
+            .layer(CircuitBreakerLayer::new(breaker.clone()).classify(ServerErrorsAsFailures::new()))
+            .timeout(Duration::from_secs(5))
+            .service(forward),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let app_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let client = client();
+    let get = || Request::get(format!("http://{app_addr}/")).body(Empty::new()).unwrap();
+    for _ in 0..2 {
+        let response = client.request(get()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "the upstream's answer, passed on");
+    }
+    assert_eq!(breaker.state(), State::Open);
+
+    mock.increment(Duration::from_secs(2));
+    let response = client.request(get()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[http::header::RETRY_AFTER], "5", "7 s open, 2 s gone");
+    assert_eq!(upstream.requests(), 2, "a rejection never reached the upstream");
+
+    mock.increment(Duration::from_secs(5));
+    upstream.answer(200);
+    assert_eq!(client.request(get()).await.unwrap().status(), StatusCode::OK, "the probe went through");
+    assert_eq!(breaker.state(), State::Closed);
+    assert_eq!(counts(&breaker), (1, 2, 1));
 }

@@ -18,7 +18,7 @@ use crate::tower::CircuitBreakerService;
 /// use std::sync::Arc;
 /// use tower::ServiceBuilder;
 ///
-/// let users = Arc::new(Breaker::new(Config::default()));
+/// let users = Arc::new(Breaker::default());
 /// let layer = CircuitBreakerLayer::new(users.clone());
 /// let service = ServiceBuilder::new().layer(layer).service_fn(|id: u32| async move {
 ///     Ok::<_, std::io::Error>(format!("user {id}"))
@@ -63,7 +63,7 @@ impl CircuitBreakerLayer<ByResult, &'static Breaker> {
     /// use breakerbox::{Breaker, Config};
     /// use std::sync::LazyLock;
     ///
-    /// static PAYMENTS: LazyLock<Breaker> = LazyLock::new(|| Breaker::new(Config::default()));
+    /// static PAYMENTS: LazyLock<Breaker> = LazyLock::new(|| Breaker::default());
     ///
     /// let layer = CircuitBreakerLayer::from_static(&PAYMENTS);
     /// # drop(layer);
@@ -87,7 +87,7 @@ impl<C, B> CircuitBreakerLayer<C, B> {
     ///
     /// // A caller-side deadline (our own timeout, below the breaker, would be
     /// // a failure instead) says nothing about the downstream.
-    /// let layer = CircuitBreakerLayer::new(Arc::new(Breaker::new(Config::default()))).classify(
+    /// let layer = CircuitBreakerLayer::new(Arc::new(Breaker::default())).classify(
     ///     |result: &Result<String, tower::BoxError>| match result {
     ///         Ok(_) => Outcome::Success,
     ///         Err(err) if err.to_string() == "deadline of the caller" => Outcome::Ignored,

@@ -5,13 +5,23 @@
 //!
 //! Every clone of the service shares one [`Breaker`](crate::Breaker), which
 //! the caller keeps in an `Arc` to read its `state()` and `counts()` or to
-//! make plain calls through it. The error is [`Error<S::Error>`](crate::Error):
-//! `is_open()` tells a rejection from the inner service's own error. It is a
-//! `std::error::Error` when `S::Error` is one, so `?` turns it into tower's
-//! `BoxError`; when `S::Error` is already a `BoxError` (a `tower::timeout`
-//! below the breaker), [`Error::into_boxed`](crate::Error::into_boxed) makes
-//! one of it, and a rejection boxed that way downcasts to
-//! [`Rejected`](crate::Rejected).
+//! make plain calls through it.
+//!
+//! # Errors
+//!
+//! As tower's own middleware (`timeout`, `load_shed`) do, the service
+//! answers with tower's `BoxError` (`Box<dyn Error + Send + Sync>`) and needs
+//! the inner service's error to convert into one. A rejection is a boxed
+//! [`Rejected`](crate::Rejected): `err.downcast_ref::<Rejected>()` tells it
+//! from the inner service's own error and gives the time to wait
+//! ([`retry_after_secs`](crate::Rejected::retry_after_secs) for a
+//! `Retry-After` header). So the service stacks under `tower::timeout`,
+//! inside `ServiceBuilder` and under axum's `HandleErrorLayer` with no
+//! conversion of its own. The classifier sees the inner service's error
+//! before it is boxed. The price: an error, the rejection among them, is
+//! boxed (one allocation); a healthy call allocates nothing. For the typed
+//! [`Error`](crate::Error) instead, call through
+//! [`Breaker::call_async`](crate::Breaker::call_async).
 //!
 //! ```
 //! # // The classifier is the `http` feature's: without it, nothing to run.
@@ -27,19 +37,20 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! // Stands in for hyper-util's client, a tonic channel or an axum `Router`.
 //! let upstream = tower::service_fn(|_: Request<()>| async {
-//!     Ok::<_, BoxError>(Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body(()).unwrap())
+//!     Ok::<_, BoxError>(Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body(())?)
 //! });
-//! let breaker = Arc::new(Breaker::new(Config { threshold: 1, ..Config::default() }));
+//! let breaker = Arc::new(Breaker::new(Config { threshold: 1, ..Config::default() })?);
 //! let service = ServiceBuilder::new()
 //!     .layer(CircuitBreakerLayer::new(breaker.clone()).classify(ServerErrorsAsFailures::new()))
 //!     // Below the breaker, so that a hung upstream counts as a failure.
 //!     .timeout(Duration::from_secs(2))
 //!     .service(upstream);
-//! let response = service.clone().oneshot(Request::new(())).await.unwrap();
+//! let response = service.clone().oneshot(Request::new(())).await?;
 //! assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE); // a failure: it opens
-//! let rejected: BoxError = service.oneshot(Request::new(())).await.unwrap_err().into_boxed();
-//! assert!(rejected.downcast_ref::<Rejected>().is_some());
-//! # });
+//! let rejected: BoxError = service.oneshot(Request::new(())).await.unwrap_err();
+//! assert_eq!(rejected.downcast_ref::<Rejected>().and_then(Rejected::retry_after_secs), Some(30));
+//! # Ok::<(), BoxError>(())
+//! # }).unwrap();
 //! # }
 //! ```
 //!
@@ -70,11 +81,11 @@
 //!
 //! Give each endpoint its own breaker (a layer per endpoint). The p2c
 //! balancer picks between endpoints that are *ready*, and an endpoint behind
-//! an open breaker is still ready: it answers at once with `Error::Open`.
+//! an open breaker is still ready: it answers at once with a boxed `Rejected`.
 //! Three ways to route around it:
 //!
-//! - Retry on `is_open()` errors (`tower::retry` with a policy that retries
-//!   rejections): the balancer picks again, usually another endpoint, and a
+//! - Retry on rejections (`tower::retry` with a policy that retries an
+//!   error that `is::<Rejected>()`): the balancer picks again, usually another endpoint, and a
 //!   rejection costs nanoseconds, not a timeout.
 //! - Drive the balancer from a `Discover` stream that removes an endpoint
 //!   while its breaker's [`state()`](crate::Breaker::state) reads open and
@@ -90,7 +101,7 @@ mod http;
 mod layer;
 mod service;
 
-pub use future::{Called, ResponseFuture};
+pub use future::ResponseFuture;
 #[cfg(feature = "http")]
 pub use http::ServerErrorsAsFailures;
 pub use layer::CircuitBreakerLayer;

@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use tower_service::Service;
 
-use crate::call_future::CallFuture;
+use crate::Breaker;
 use crate::classify::{ByResult, Classify};
-use crate::tower::{Called, ResponseFuture};
-use crate::{Breaker, Error, Outcome, PermitOf};
+use crate::tower::ResponseFuture;
+
+/// What tower's middleware answers with: any error, boxed.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A service behind a [`Breaker`]: built by
 /// [`CircuitBreakerLayer`](crate::tower::CircuitBreakerLayer), or by
@@ -18,7 +20,8 @@ use crate::{Breaker, Error, Outcome, PermitOf};
 ///
 /// - `poll_ready` is the inner service's readiness, untouched.
 /// - `call` asks the breaker first. Rejected, it returns a future that is
-///   ready at once with [`Error::Open`] and never calls the inner service;
+///   ready at once with a boxed [`Rejected`](crate::Rejected) and never
+///   calls the inner service;
 ///   admitted, it calls the inner service and returns a [`ResponseFuture`]
 ///   that counts the result as the classifier `C` says when it completes,
 ///   counts a panic in the inner service (in `call` or in its future) as a
@@ -27,18 +30,20 @@ use crate::{Breaker, Error, Outcome, PermitOf};
 ///
 /// ```
 /// use breakerbox::tower::CircuitBreakerService;
-/// use breakerbox::{Breaker, Config, Error};
+/// use breakerbox::{Breaker, Config, Rejected};
 /// use std::sync::Arc;
 /// use tower::{Service, ServiceExt};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let breaker = Arc::new(Breaker::new(Config { threshold: 1, ..Config::default() }));
+/// let breaker = Arc::new(Breaker::new(Config { threshold: 1, ..Config::default() })?);
 /// let flaky = tower::service_fn(|fail: bool| async move { if fail { Err("503") } else { Ok("200") } });
 /// let mut service = CircuitBreakerService::new(flaky, breaker.clone());
-/// assert_eq!(service.ready().await.unwrap().call(true).await, Err(Error::Inner("503")));
-/// let rejected = service.ready().await.unwrap().call(false).await.unwrap_err();
-/// assert!(rejected.is_open()); // the inner service was not called
-/// # });
+/// let failed = service.ready().await?.call(true).await.unwrap_err();
+/// assert_eq!(failed.to_string(), "503"); // the inner error, boxed
+/// let rejected = service.ready().await?.call(false).await.unwrap_err();
+/// assert!(rejected.is::<Rejected>()); // the inner service was not called
+/// # Ok::<(), tower::BoxError>(())
+/// # }).unwrap();
 /// ```
 ///
 /// `B` is how the breaker is held: `Arc<Breaker>`, or `&'static Breaker`
@@ -89,11 +94,12 @@ impl<S, C, B> CircuitBreakerService<S, C, B> {
 impl<S, C, B, Request> Service<Request> for CircuitBreakerService<S, C, B>
 where
     S: Service<Request>,
+    S::Error: Into<BoxError>,
     C: Classify<S::Response, S::Error> + Clone,
     B: Deref<Target = Breaker> + Clone,
 {
     type Response = S::Response;
-    type Error = Error<S::Error>;
+    type Error = BoxError;
     type Future = ResponseFuture<S::Future, C, B>;
 
     /// The inner service's readiness. Admission waits for `call`: a `Buffer`
@@ -101,23 +107,11 @@ where
     /// send, and a probe slot taken here would be held for them.
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Error::Inner)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
-        let ticket = match self.breaker.admit() {
-            Ok(ticket) => ticket,
-            Err(rejected) => {
-                return CallFuture::rejected(self.breaker.clone(), rejected, self.classify.clone(), Called::NotSent);
-            }
-        };
-        // A panic in the inner service's `call` unwinds through the permit,
-        // which counts it as a failure.
-        let mut permit = PermitOf::new(&*self.breaker, ticket);
-        permit.count_drop_as(Outcome::Failure);
-        let future = self.inner.call(request);
-        let ticket = permit.into_ticket();
-        CallFuture::admitted(self.breaker.clone(), ticket, self.classify.clone(), Called::Sent { future })
+        ResponseFuture::call(&mut self.inner, request, &self.breaker, self.classify.clone())
     }
 }
