@@ -17,8 +17,8 @@
 //! [`Arc`] held outside the registry (from [`get`](Registry::get) or a
 //! pending [`call_async`](Registry::call_async)), is ever evicted. A call
 //! through the registry that races an eviction and leaves the breaker not
-//! at rest puts it back (the handshake is
-//! [`EvictionFlag`](breakerbox_core::EvictionFlag)'s), so an open breaker, or
+//! at rest puts it back (the handshake is a flag in the core, described in
+//! `docs/ARCHITECTURE.md`), so an open breaker, or
 //! one counting a failure streak, is not silently forgotten. If a fresh
 //! breaker took the key in between, the one that would lose more if
 //! forgotten (open, then half-open, then counting failures) stays, unless
@@ -79,14 +79,15 @@ use std::borrow::Borrow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use breakerbox_core::{ConfigError, Outcome, State, quanta};
+use breakerbox_core::{ConfigError, State, quanta};
 use scc::{Guard, HashIndex};
 
 use refusal::Refusal;
 
 pub(crate) use rest::{Rest, RestMark};
 
-use crate::classify::{ByResult, Classify};
+use crate::breaker::Severity;
+use crate::classify::Classify;
 use crate::{Breaker, Builder, CallFuture, Config, Counts, Error};
 
 /// Breakers by key, made on first use.
@@ -94,7 +95,7 @@ use crate::{Breaker, Builder, CallFuture, Config, Counts, Error};
 /// ```
 /// use breakerbox::{Config, Registry, State};
 ///
-/// let hosts: Registry<String> = Registry::new(Config { threshold: 2, ..Config::default() });
+/// let hosts: Registry<String> = Registry::new(Config { threshold: 2, ..Config::default() }).unwrap();
 /// for _ in 0..2 {
 ///     let _ = hosts.call("db-1:5432", || Err::<(), _>("refused"))?;
 /// }
@@ -215,14 +216,18 @@ where
     K: Hash + Eq + Send + Sync + 'static,
 {
     /// A registry making every breaker from `config` on the real clock,
-    /// with no capacity and no names.
+    /// with no capacity and no names; an error if `config` does not fit, as
+    /// [`Breaker::new`].
     ///
-    /// # Panics
+    /// ```
+    /// use breakerbox::{Config, Registry};
     ///
-    /// As [`Breaker::new`], if `config` does not fit; use
-    /// [`builder`](Self::builder) to get the error instead.
-    pub fn new(config: Config) -> Registry<K> {
-        Registry::builder(config).build().unwrap_or_else(|err| panic!("{err}"))
+    /// let hosts: Registry<String> = Registry::new(Config::default())?;
+    /// assert!(hosts.is_empty());
+    /// # Ok::<(), breakerbox::ConfigError>(())
+    /// ```
+    pub fn new(config: Config) -> Result<Registry<K>, ConfigError> {
+        Registry::builder(config).build()
     }
 
     /// A builder for a registry whose breakers use `config`, unless
@@ -260,7 +265,7 @@ where
     pub fn call_with<Q, T, E>(
         &self,
         key: &Q,
-        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        classify: impl Classify<T, E>,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<Result<T, Error<E>>, RegistryError>
     where
@@ -278,11 +283,11 @@ where
     /// ```
     /// use breakerbox::{Config, Registry};
     ///
-    /// let shards: Registry<u32> = Registry::new(Config::default());
+    /// let shards: Registry<u32> = Registry::new(Config::default())?;
     /// shards.with(&7, |breaker| breaker.trip())?;
     /// let page = shards.with(&7, |breaker| breaker.call_with_fallback(|| Ok::<_, ()>("fresh"), |_| Ok("cached")))?;
     /// assert_eq!(page, Ok("cached"));
-    /// # Ok::<(), breakerbox::RegistryError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
     pub fn with<Q, R>(&self, key: &Q, f: impl FnOnce(&Breaker) -> R) -> Result<R, RegistryError>
@@ -301,50 +306,30 @@ where
     }
 
     /// [`Breaker::call_async`] through the breaker for `key` (made now if
-    /// the key is new). The future owns a clone of the breaker's `Arc`: one
-    /// reference-count increment and decrement per call, the price of a
-    /// future that may move between threads, and the breaker cannot be
+    /// the key is new); [`classify`](CallFuture::classify) and
+    /// [`fallback`](CallFuture::fallback) apply as there. The future owns a
+    /// clone of the breaker's `Arc`: one reference-count increment and
+    /// decrement per call, the price of a future that may move between
+    /// threads (it is `'static` when `F` is), and the breaker cannot be
     /// evicted while it is pending.
     ///
     /// ```
     /// use breakerbox::{Config, Registry};
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let models: Registry<String> = Registry::new(Config::default());
+    /// let models: Registry<String> = Registry::new(Config::default())?;
     /// let reply = models.call_async("llm-eu", async { Ok::<_, std::io::Error>("hi") })?.await;
-    /// assert_eq!(reply.unwrap(), "hi");
-    /// # Ok::<(), breakerbox::RegistryError>(())
+    /// assert_eq!(reply?, "hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
-    pub fn call_async<Q, T, E, F>(
-        &self,
-        key: &Q,
-        fut: F,
-    ) -> Result<CallFuture<Arc<Breaker>, F, ByResult>, RegistryError>
+    pub fn call_async<Q, T, E, F>(&self, key: &Q, fut: F) -> Result<CallFuture<Arc<Breaker>, F>, RegistryError>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         F: Future<Output = Result<T, E>>,
-        ByResult: Classify<T, E>,
     {
-        self.call_async_with(key, ByResult, fut)
-    }
-
-    /// [`call_async`](Self::call_async) with a classifier:
-    /// [`Breaker::call_async_with`].
-    pub fn call_async_with<Q, T, E, F, C>(
-        &self,
-        key: &Q,
-        classify: C,
-        fut: F,
-    ) -> Result<CallFuture<Arc<Breaker>, F, C>, RegistryError>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-        F: Future<Output = Result<T, E>>,
-        C: Classify<T, E>,
-    {
-        Ok(CallFuture::new(self.get_or_insert(key)?, classify, fut))
+        Ok(CallFuture::new(self.get_or_insert(key)?, fut))
     }
 
     /// The breaker for `key`, if it has one, to hold for a batch of calls
@@ -413,7 +398,7 @@ where
     /// ```
     /// use breakerbox::{Config, Registry, State};
     ///
-    /// let hosts: Registry<String> = Registry::new(Config::default());
+    /// let hosts: Registry<String> = Registry::new(Config::default()).unwrap();
     /// hosts.call("a", || Ok::<_, ()>(()))?.unwrap();
     /// let mut open = 0;
     /// hosts.for_each(|_host, breaker| open += usize::from(breaker.state() == State::Open));
@@ -480,9 +465,9 @@ where
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         // A guard rather than a check after `f`, so a panic in `f` checks too.
-        let watch = Watch { registry: self, key, breaker, before: breaker.rest_mark() };
+        let check = ChangeCheck { registry: self, key, breaker, before: breaker.rest_mark() };
         let result = f(breaker);
-        drop(watch);
+        drop(check);
         result
     }
 
@@ -598,7 +583,7 @@ where
             self.register(key.to_owned(), Arc::clone(breaker));
             return Arc::clone(breaker);
         }
-        if returning == 3 && current < 3 {
+        if returning == Severity::Open && current < Severity::Open {
             // The open state must not be lost with the breaker that had it:
             // the one that stays opens too.
             present.trip();
@@ -669,7 +654,7 @@ fn activity(breaker: &Breaker) -> u64 {
 
 /// Checks, when a call through a registered breaker ends (or unwinds),
 /// whether it changed the breaker while an eviction took it out.
-struct Watch<'a, K, Q>
+struct ChangeCheck<'a, K, Q>
 where
     K: Hash + Eq + Send + Sync + 'static + Borrow<Q>,
     Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -680,7 +665,7 @@ where
     before: RestMark,
 }
 
-impl<K, Q> Drop for Watch<'_, K, Q>
+impl<K, Q> Drop for ChangeCheck<'_, K, Q>
 where
     K: Hash + Eq + Send + Sync + 'static + Borrow<Q>,
     Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -854,7 +839,7 @@ mod tests {
     /// A registry of one key whose breaker has been evicted (and so is
     /// marked), with a fresh breaker registered in its place.
     fn evicted_and_replaced(threshold: u32) -> (Registry<u32>, Arc<Breaker>, Arc<Breaker>) {
-        let registry: Registry<u32> = Registry::new(Config { threshold, ..Config::default() });
+        let registry: Registry<u32> = Registry::new(Config { threshold, ..Config::default() }).unwrap();
         let (evicted, fresh) = evict_and_replace(&registry);
         (registry, evicted, fresh)
     }
@@ -887,7 +872,7 @@ mod tests {
 
     #[test]
     fn a_dropped_registry_lets_go_of_its_copies() {
-        let registry: Registry<u32> = Registry::new(Config::default());
+        let registry: Registry<u32> = Registry::new(Config::default()).unwrap();
         let held = registry.get_or_insert(&1).unwrap();
         assert!(held.rest().held_outside(Arc::strong_count(&held)));
         drop(registry);
@@ -1006,7 +991,7 @@ mod tests {
 
     #[test]
     fn a_breaker_listed_twice_keeps_the_mark_of_its_removal() {
-        let registry: Registry<u32> = Registry::new(Config::default());
+        let registry: Registry<u32> = Registry::new(Config::default()).unwrap();
         let breaker = registry.get_or_insert(&1).unwrap();
         drop(breaker);
         let guard = Guard::new();

@@ -17,7 +17,8 @@
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 
-use breakerbox_core::{EvictionFlag, State, StateWord, Timestamp};
+use breakerbox_core::__private::{EvictionFlag, RawWord as _};
+use breakerbox_core::{State, StateWord, Timestamp};
 
 /// A registered breaker's eviction bookkeeping: 32 bytes in the padding of
 /// the breaker's second cache line.

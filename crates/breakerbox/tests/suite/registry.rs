@@ -114,7 +114,7 @@ fn a_bad_per_key_config_is_an_error_for_that_key_only() {
 
 #[test]
 fn lookups_borrow_the_key() {
-    let hosts: Registry<String> = Registry::new(Config { threshold: 1, ..Config::default() });
+    let hosts: Registry<String> = Registry::new(Config { threshold: 1, ..Config::default() }).unwrap();
     let host = String::from("db-1:5432");
     let _ = hosts.call(host.as_str(), || Err::<(), _>(())).unwrap();
     // The same breaker under a `&str` with no `String` behind it.
@@ -123,7 +123,7 @@ fn lookups_borrow_the_key() {
     assert!(hosts.get("db-2:5432").is_none(), "get makes nothing");
     assert_eq!(hosts.len(), 1);
     // Tuple keys are looked up by reference.
-    let ports: Registry<(String, u16)> = Registry::new(Config::default());
+    let ports: Registry<(String, u16)> = Registry::new(Config::default()).unwrap();
     let key = ("api".to_string(), 443);
     assert_eq!(ports.call(&key, || Ok::<_, ()>(1)).unwrap(), Ok(1));
     assert_eq!(ports.get(&key).unwrap().counts().successes, 1);
@@ -131,7 +131,7 @@ fn lookups_borrow_the_key() {
 
 #[test]
 fn counts_of_threads_that_exited_survive() {
-    let registry: Registry<u64> = Registry::new(Config::default());
+    let registry: Registry<u64> = Registry::new(Config::default()).unwrap();
     std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| {
@@ -154,7 +154,7 @@ fn counts_of_threads_that_exited_survive() {
 
 #[test]
 fn removing_a_key_forgets_its_breaker() {
-    let registry: Registry<String> = Registry::new(Config { threshold: 1, ..Config::default() });
+    let registry: Registry<String> = Registry::new(Config { threshold: 1, ..Config::default() }).unwrap();
     let _ = registry.call("a", || Err::<(), _>(())).unwrap();
     let removed = registry.remove("a").unwrap();
     assert_eq!(removed.state(), State::Open);
@@ -298,16 +298,16 @@ async fn async_calls_hold_their_breaker_until_they_end() {
 
 #[tokio::test]
 async fn async_calls_take_a_classifier() {
-    let registry: Registry<String> = Registry::new(Config { threshold: 1, ..Config::default() });
+    let registry: Registry<String> = Registry::new(Config { threshold: 1, ..Config::default() }).unwrap();
     let not_found = |result: &Result<(), u16>| match result {
         Err(404) => breakerbox::Outcome::Success,
         Ok(()) => breakerbox::Outcome::Success,
         Err(_) => breakerbox::Outcome::Failure,
     };
-    let answer = registry.call_async_with("users", not_found, async { Err::<(), u16>(404) }).unwrap().await;
+    let answer = registry.call_async("users", async { Err::<(), u16>(404) }).unwrap().classify(not_found).await;
     assert!(matches!(answer, Err(Error::Inner(404))));
     assert_eq!(registry.get("users").unwrap().state(), State::Closed, "a 404 is no failure");
-    let _ = registry.call_async_with("users", not_found, async { Err::<(), u16>(503) }).unwrap().await;
+    let _ = registry.call_async("users", async { Err::<(), u16>(503) }).unwrap().classify(not_found).await;
     assert_eq!(registry.get("users").unwrap().state(), State::Open);
 }
 
