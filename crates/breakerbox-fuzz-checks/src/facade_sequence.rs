@@ -14,7 +14,6 @@
 //! hears exactly the model's changes of state, in order, each once.
 
 use core::future::Future;
-use core::ops::Deref;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use std::sync::{Arc, Mutex};
@@ -355,7 +354,7 @@ impl<'b> Run<'b> {
                 let admitted = self.model.acquire(now);
                 let result = catch_deliberate(|| {
                     breaker.call_with(
-                        |_| outcome.real(),
+                        |_: &Result<u8, u8>| outcome.real(),
                         || {
                             ran = true;
                             end.run()

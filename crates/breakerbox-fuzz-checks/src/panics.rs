@@ -1,18 +1,15 @@
 //! Panics raised on purpose, and keeping them quiet under the fuzzer.
 //!
-//! The facade check makes wrapped calls panic on purpose and catches them;
-//! the config check expects `Breaker::new` to panic on a refused config.
+//! The facade check makes wrapped calls panic on purpose and catches them.
 //! Under libFuzzer every panic goes through the hook `libfuzzer-sys` installs,
 //! which prints it and aborts the process, even if the panic would have been
 //! caught. [`quiet_deliberate_panics`] puts a filter in front of whatever hook
-//! is installed: the expected panics pass silently and are caught by the
+//! is installed: the deliberate panics pass silently and are caught by the
 //! check; every other panic (a failed check, a panic inside the library)
 //! still reaches the previous hook, so it is still printed and, under the
 //! fuzzer, still a crash. A panic that escapes the target function is a crash
 //! in any case (`libfuzzer-sys` catches it and aborts).
 
-use std::any::Any;
-use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
@@ -21,13 +18,7 @@ use std::sync::Once;
 #[derive(Clone, Copy, Debug)]
 pub struct DeliberatePanic;
 
-thread_local! {
-    /// Set while running code that is expected to panic with a payload of
-    /// the library's choosing (`Breaker::new` on a refused config).
-    static EXPECTING: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Installs, once per process, a panic hook that keeps the checks' expected
+/// Installs, once per process, a panic hook that keeps the checks' deliberate
 /// panics quiet and hands every other panic to the hook installed before it.
 ///
 /// Call it from the fuzz targets' `init`, after `libfuzzer-sys` has installed
@@ -37,7 +28,7 @@ pub fn quiet_deliberate_panics() {
     ONCE.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if info.payload().is::<DeliberatePanic>() || EXPECTING.with(Cell::get) {
+            if info.payload().is::<DeliberatePanic>() {
                 return;
             }
             previous(info);
@@ -59,18 +50,4 @@ pub(crate) fn catch_deliberate<R>(f: impl FnOnce() -> R) -> Option<R> {
         Err(payload) if payload.is::<DeliberatePanic>() => None,
         Err(payload) => panic::resume_unwind(payload),
     }
-}
-
-/// Runs `f`, which is expected to panic with a payload the library chooses,
-/// with the hook filter quiet meanwhile: the value, or the panic's payload.
-pub(crate) fn catch_expected<R>(f: impl FnOnce() -> R) -> Result<R, Box<dyn Any + Send>> {
-    EXPECTING.with(|expecting| expecting.set(true));
-    let result = panic::catch_unwind(AssertUnwindSafe(f));
-    EXPECTING.with(|expecting| expecting.set(false));
-    result
-}
-
-/// The message of a panic payload made by `panic!("...")`.
-pub(crate) fn message(payload: &(dyn Any + Send)) -> Option<&str> {
-    payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied())
 }
