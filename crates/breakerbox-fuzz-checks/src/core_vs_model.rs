@@ -1,15 +1,18 @@
-//! The `core_vs_model` target: a config and a sequence of operations applied
-//! to `CoreBreaker`'s time-explicit API and to [`Model`] side by side, with
-//! every answer, the state word and the core's invariants checked after every
-//! step. The ideas are those of `crates/breakerbox-model/tests/core.rs`, with
-//! any config, any start time, tickets reported in any order (twice, late,
-//! never), jumps of any size and clocks that step back.
+//! The `core_vs_model` target, also the engine of the property test in
+//! `crates/breakerbox-model/tests/core.rs`: a config and a sequence of
+//! operations applied to `CoreBreaker` and to [`Model`] side by side, with
+//! every answer, every reported transition, the state word and the core's
+//! invariants checked after every step. Any config, any start time, tickets
+//! reported in any order (twice, late, never), jumps of any size and clocks
+//! that step back, through either of the core's APIs ([`Api`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
-use breakerbox_core::{CoreBreaker, RateWindow, Recorded, Ring, Ticket, Timestamp, Transition};
+use breakerbox_core::__private::{RateRule, RateWindow, RawWord as _, Ring};
+use breakerbox_core::quanta::{Clock, Mock};
+use breakerbox_core::{CoreBreaker, FailureRate, Recorded, Ticket, Timestamp, Transition};
 use breakerbox_model::{Model, Phase, Refused};
 
 use crate::config::{ConfigInput, CoreWatchInput, PolicyInput, check_validation, policy_fits};
@@ -18,6 +21,37 @@ use crate::{MAX_TICKET_AGE, Outcome, seen, stored};
 
 /// The stamp field's modulus: the word keeps transition times mod 2^38 ms.
 const STAMP_MODULUS: u64 = 1 << 38;
+
+const NANOS_PER_MS: u64 = 1_000_000;
+
+/// The latest time (ms) a run through [`Api::Clocked`] moves to: the mock
+/// clock counts nanoseconds in a `u64`. About 584 years, 67 wraps of the
+/// stamp field.
+pub const CLOCKED_MAX_MS: u64 = u64::MAX / NANOS_PER_MS;
+
+/// Which of the core's two APIs a run drives. The driver keeps the time
+/// either way; the clock-reading API reads it from a `quanta` mock clock the
+/// driver sets whenever the time moves, so nothing sleeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// `acquire_at`, `record_at`, `trip_at` and the rest, given the time.
+    Explicit,
+    /// `acquire`, `record`, `trip` and the rest, reading the mock clock;
+    /// times past [`CLOCKED_MAX_MS`] are clamped to it.
+    Clocked,
+}
+
+/// What a run takes beyond its [`Input`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Harness {
+    /// The API the operations go through.
+    pub api: Api,
+    /// Milliseconds added to the input's failure-rate window, if it has one.
+    /// [`RateInput`](crate::config::RateInput) gives whole tens of ms, so
+    /// every bucket is a whole ms; 1 to 9 here make the core round the
+    /// buckets up.
+    pub window_extra_ms: u8,
+}
 
 /// Where the breaker's time starts (ms after its base instant). A closed
 /// breaker reads no elapsed time, so any start is inside the documented
@@ -52,23 +86,23 @@ impl Start {
 /// One operation.
 #[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// `acquire_at(now)`; an admitted call's ticket joins the held tickets.
+    /// Asks for a permit; an admitted call's ticket joins the held tickets.
     Acquire,
-    /// `record_at(ticket, outcome, now)` with a held ticket, chosen by index
-    /// among every ticket issued so far (reported or not), mod their number.
+    /// Reports a held ticket, chosen by index among every ticket issued so
+    /// far (reported or not), mod their number.
     Record {
         /// Which ticket.
         pick: u16,
         /// Its outcome.
         outcome: Outcome,
     },
-    /// `trip_at(now)`.
+    /// `trip`.
     Trip,
-    /// `trip_for_at(ms, now)`.
+    /// `trip_for` this many ms.
     TripFor(u16),
-    /// `isolate_at(now)`.
+    /// `isolate`.
     Isolate,
-    /// `reset_at(now)`.
+    /// `reset`.
     Reset,
     /// Moves time forward.
     Advance(Jump),
@@ -111,6 +145,9 @@ struct Held {
 /// The driver's state between steps.
 struct Run {
     core: CoreBreaker,
+    api: Api,
+    /// The clock the core reads, kept at `now` for [`Api::Clocked`].
+    mock: Arc<Mock>,
     model: Model,
     threshold: u32,
     half_open_max: u32,
@@ -126,149 +163,223 @@ struct Run {
     ring: Ring,
 }
 
-/// Runs the `core_vs_model` target's checks on one input.
+/// Runs the `core_vs_model` target's checks on one input, through each API
+/// in turn, with the input's failure-rate window as given.
+///
+/// # Panics
+///
+/// As [`run`].
+pub fn core_vs_model(input: &Input) {
+    for api in [Api::Explicit, Api::Clocked] {
+        run(input, Harness { api, window_extra_ms: 0 });
+    }
+}
+
+/// Builds the breaker and the model `input` describes and applies its
+/// operations to both through `harness`. `false` if no operation ran: the
+/// config was refused (and the refusal checked), or the builder's options
+/// do not fit it (which the `config` target checks).
 ///
 /// # Panics
 ///
 /// On the first disagreement between the core and the model, or a broken
-/// invariant, naming the step and the operation.
-pub fn core_vs_model(input: &Input) {
+/// invariant, naming the API, the step, the operation and the time.
+pub fn run(input: &Input, harness: Harness) -> bool {
     let config = input.config.config();
-    let expected = check_validation(&config);
-    let (clock, _mock) = breakerbox_core::quanta::Clock::mock();
-    let heard = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&heard);
-    let Some(valid) = expected else {
-        assert_eq!(CoreBreaker::with_clock(config, clock).map(|_| ()), config.validate().map(|_| ()));
-        return;
+    let Some(valid) = check_validation(&config) else {
+        let (clock, _mock) = Clock::mock();
+        assert_eq!(
+            CoreBreaker::with_clock(config, clock).map(drop),
+            config.validate().map(drop),
+            "CoreBreaker::with_clock({config:?})"
+        );
+        return false;
     };
     if !policy_fits(&valid, &input.policy) {
-        return;
+        return false;
     }
-    let timeout_ms = valid.timeout().as_millis() as u64;
-    let built = CoreBreaker::builder(config)
+    let (clock, mock) = Clock::mock();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&heard);
+    let timeout_ms = u64::try_from(valid.timeout().as_millis()).expect("validated timeouts fit in u64 ms");
+    let core = CoreBreaker::builder(config)
         .clock(clock)
         .success_threshold(input.policy.success_threshold())
         .backoff(input.policy.backoff(timeout_ms))
         .consecutive_failures(!input.watch.consecutive_off)
         .on_transition(move |t| sink.lock().unwrap().push(t.clone()))
-        .build();
-    let core = match (expected, built) {
-        (Some(limits), Ok(core)) => {
-            let mut expected = limits.config();
-            if input.watch.consecutive_off {
-                expected.threshold = 0;
-            }
-            assert_eq!(core.limits().config(), expected, "CoreBreaker::builder({config:?})");
-            let successes = input.policy.success_threshold().max(1);
-            assert_eq!(core.limits().success_threshold(), successes, "success threshold of {:?}", input.policy);
-            core
-        }
-        (None, Err(err)) => {
-            assert_eq!(Err(err), config.validate(), "CoreBreaker::with_clock({config:?})");
-            return;
-        }
-        (expected, got) => panic!("CoreBreaker::with_clock({config:?}) = {got:?}, validate gave {expected:?}"),
-    };
-    let limits = core.limits();
-    let timeout_ms = u64::try_from(limits.timeout().as_millis()).expect("validated timeouts fit in u64 ms");
+        .build()
+        .unwrap_or_else(|err| panic!("CoreBreaker::builder({config:?}) with {:?}: {err}", input.policy));
+    let mut expected = valid.config();
+    if input.watch.consecutive_off {
+        expected.threshold = 0;
+    }
+    assert_eq!(core.config(), expected, "CoreBreaker::builder({config:?})");
+    let limits = core.valid_config();
+    let successes = input.policy.success_threshold().max(1);
+    assert_eq!(limits.success_threshold(), successes, "success threshold of {:?}", input.policy);
+    let rate = input.watch.rate.map(|rate| {
+        let given = rate.real();
+        let window = given.window() + Duration::from_millis(u64::from(harness.window_extra_ms));
+        let rule = RateRule::new(&FailureRate::new(given.ratio(), given.min_calls(), window));
+        // The model's own reading of the documented bucket width, so that
+        // the core's rounding is checked, not copied.
+        let bucket_ms = (window.as_millis() as u64).div_ceil(breakerbox_model::BUCKETS);
+        (rule.expect("in range by construction"), breakerbox_model::Rate { bucket_ms, ..rate.model() })
+    });
+    let model = CoreWatchInput { rate: None, ..input.watch }.facade().model(input.policy.model(&limits));
     let mut run = Run {
-        model: input.watch.facade().model(input.policy.model(&limits)),
+        model: match rate {
+            Some((_, rate)) => model.with_rate(rate),
+            None => model,
+        },
         threshold: limits.threshold(),
         half_open_max: limits.half_open_max(),
         timeout_ms,
         core,
-        now: input.start.millis(),
+        api: harness.api,
+        mock,
+        now: 0,
         last_transition: None,
         tickets: Vec::new(),
         heard,
-        window: input.watch.rate.map(|rate| RateWindow::new(rate.real().validate().expect("in range by construction"))),
+        window: rate.map(|(rule, _)| RateWindow::new(rule)),
         ring: Ring::new(),
     };
+    run.move_to(input.start.millis());
     run.check("start", None);
     for (step, op) in input.ops.iter().enumerate() {
         run.step(step, *op);
     }
+    true
 }
 
 impl Run {
+    /// Calls the core through the run's API: `explicit` given the driver's
+    /// time, or `clocked`, which reads the same time from the mock clock.
+    fn call<T>(
+        &self,
+        explicit: impl FnOnce(&CoreBreaker, Timestamp) -> T,
+        clocked: impl FnOnce(&CoreBreaker) -> T,
+    ) -> T {
+        match self.api {
+            Api::Explicit => explicit(&self.core, Timestamp::from_millis(self.now)),
+            Api::Clocked => clocked(&self.core),
+        }
+    }
+
+    /// Moves the driver's time, and the mock clock with it.
+    fn move_to(&mut self, ms: u64) {
+        match self.api {
+            Api::Explicit => self.now = ms,
+            Api::Clocked => {
+                self.now = ms.min(CLOCKED_MAX_MS);
+                let (target, current) = (self.now * NANOS_PER_MS, self.mock.value());
+                if target >= current {
+                    self.mock.increment(target - current);
+                } else {
+                    self.mock.decrement(current - target);
+                }
+                assert_eq!(self.core.now(), Timestamp::from_millis(self.now), "the core reads the mock clock's time");
+            }
+        }
+    }
+
+    /// Where a message about step `step` happened.
+    fn at_step(&self, step: impl core::fmt::Display, op: Option<Op>) -> String {
+        at_step(self.api, self.now, step, op)
+    }
+
     fn step(&mut self, step: usize, op: Op) {
-        let at = Timestamp::from_millis(self.now);
         let generation = self.model.generation();
+        let (api, now) = (self.api, self.now);
+        let here = move || at_step(api, now, step, Some(op));
         match op {
-            Op::Acquire => match (self.core.acquire_at(at), self.model.acquire(self.now)) {
-                (Ok(real), Ok(model)) => self.tickets.push(Held { real, model, generation: self.model.generation() }),
-                (Err(rejected), Err(Refused::HeldOpen)) => {
-                    assert!(rejected.is_held_open(), "step {step} {op:?} at {}: {rejected:?} not held open", self.now);
-                    assert_eq!((rejected.retry_after(), rejected.retry_after_secs()), (None, None));
+            Op::Acquire => {
+                match (self.call(CoreBreaker::acquire_at, CoreBreaker::acquire), self.model.acquire(self.now)) {
+                    (Ok(real), Ok(model)) => {
+                        self.tickets.push(Held { real, model, generation: self.model.generation() });
+                    }
+                    (Err(rejected), Err(Refused::HeldOpen)) => {
+                        assert!(rejected.is_held_open(), "{}: {rejected:?} not held open", here());
+                        assert_eq!(
+                            (rejected.retry_after(), rejected.retry_after_secs()),
+                            (None, None),
+                            "{}: held open, with a time to retry",
+                            here()
+                        );
+                    }
+                    (Err(rejected), Err(Refused::RetryAfter(retry_after))) => {
+                        assert!(!rejected.is_held_open(), "{}: {rejected:?} held open", here());
+                        assert_eq!(
+                            rejected.retry_after(),
+                            Some(Duration::from_millis(retry_after)),
+                            "{}: retry_after ({:?})",
+                            here(),
+                            self.model
+                        );
+                        assert!(retry_after >= 1, "{}: a rejection with no time left", here());
+                    }
+                    (real, model) => panic!("{}: core {real:?}, model {model:?} ({:?})", here(), self.model),
                 }
-                (Err(rejected), Err(Refused::RetryAfter(retry_after))) => {
-                    assert!(!rejected.is_held_open(), "step {step} {op:?}: {rejected:?} held open");
-                    assert_eq!(
-                        rejected.retry_after(),
-                        Some(Duration::from_millis(retry_after)),
-                        "step {step} {op:?} at {}: retry_after ({:?})",
-                        self.now,
-                        self.model
-                    );
-                    assert!(retry_after >= 1, "step {step} {op:?}: a rejection with no time left");
-                }
-                (real, model) => {
-                    panic!("step {step} {op:?} at {}: core {real:?}, model {model:?} ({:?})", self.now, self.model)
-                }
-            },
+            }
             Op::Record { .. } if self.tickets.is_empty() => {}
             Op::Record { pick, outcome } => {
                 let held = self.tickets[usize::from(pick) % self.tickets.len()];
-                let real = self.core.record_at(held.real, outcome.real(), at) == Recorded::Applied;
+                let real = self.call(
+                    |core, at| core.record_at(held.real, outcome.real(), at),
+                    |core| core.record(held.real, outcome.real()),
+                ) == Recorded::Applied;
                 // As the facade does: an applied result goes into the
                 // window, and a failure that tips it opens the breaker.
-                let failed = outcome.real() == breakerbox_core::Outcome::Failure;
-                if let Some(window) =
-                    self.window.as_ref().filter(|_| real && outcome.real() != breakerbox_core::Outcome::Ignored)
-                {
-                    if window.record(&self.ring, held.real, at, failed, [&self.ring]) {
-                        self.core.open_on_rate_at(held.real, at);
+                if let Some(window) = self.window.as_ref().filter(|_| real && outcome != Outcome::Ignored) {
+                    let at = self.call(|_, at| at, CoreBreaker::now);
+                    if window.record(&self.ring, held.real, at, outcome == Outcome::Failure, [&self.ring]) {
+                        self.call(|core, at| core.open_on_rate_at(held.real, at), |core| core.open_on_rate(held.real));
                     }
                 }
                 let model = self.model.record(held.model, outcome.model(), self.now);
                 assert_eq!(
-                    real, model,
-                    "step {step} {op:?} at {}: applied? ticket of generation {} in generation {generation} ({:?})",
-                    self.now, held.generation, self.model
+                    real,
+                    model,
+                    "{}: applied? ticket of generation {} in generation {generation} ({:?})",
+                    here(),
+                    held.generation,
+                    self.model
                 );
             }
             Op::Trip => {
-                self.core.trip_at(at);
+                self.call(CoreBreaker::trip_at, CoreBreaker::trip);
                 self.model.trip(self.now);
             }
             Op::TripFor(ms) => {
-                self.core.trip_for_at(std::time::Duration::from_millis(u64::from(ms)), at);
+                let duration = Duration::from_millis(u64::from(ms));
+                self.call(|core, at| core.trip_for_at(duration, at), |core| core.trip_for(duration));
                 self.model.trip_for(self.now, u64::from(ms));
             }
             Op::Isolate => {
-                self.core.isolate_at(at);
+                self.call(CoreBreaker::isolate_at, CoreBreaker::isolate);
                 self.model.isolate(self.now);
             }
             Op::Reset => {
-                self.core.reset_at(at);
+                self.call(CoreBreaker::reset_at, CoreBreaker::reset);
                 self.model.reset();
             }
-            Op::Advance(jump) => self.now = jump.target_ms(self.now, &self.model, self.timeout_ms),
-            Op::Rewind(ms) => self.now = self.now.saturating_sub(u64::from(ms)),
+            Op::Advance(jump) => self.move_to(jump.target_ms(self.now, &self.model, self.timeout_ms)),
+            Op::Rewind(ms) => self.move_to(self.now.saturating_sub(u64::from(ms))),
             Op::Peek(jump) => {
                 let then = jump.target_ms(self.now, &self.model, self.timeout_ms);
                 assert_eq!(
                     seen(self.core.state_at(Timestamp::from_millis(then))),
                     self.model.seen(then),
-                    "step {step} {op:?}: state_at({then}) with now {} ({:?})",
-                    self.now,
+                    "{}: state_at({then}) ({:?})",
+                    here(),
                     self.model
                 );
             }
         }
         if self.model.generation() != generation {
-            assert_eq!(self.model.generation(), generation + 1, "one step makes at most one transition");
+            assert_eq!(self.model.generation(), generation + 1, "{}: more than one transition", here());
             self.last_transition = Some(self.now);
         }
         let heard: Vec<_> = self
@@ -284,7 +395,12 @@ impl Run {
             .into_iter()
             .map(|c| (c.from, c.to, c.reason.as_str(), c.generation, self.now))
             .collect();
-        assert_eq!(heard, changes, "step {step} {op:?} at {}: transitions reported", self.now);
+        assert_eq!(
+            heard,
+            changes,
+            "{}: transitions reported (from, to, reason, sequence, at)",
+            self.at_step(step, Some(op))
+        );
         // Inside the documented generation limit: see MAX_TICKET_AGE.
         let current = self.model.generation();
         self.tickets.retain(|held| current - held.generation < MAX_TICKET_AGE);
@@ -294,8 +410,8 @@ impl Run {
     /// Everything that must hold between steps.
     fn check(&self, step: impl core::fmt::Display, op: Option<Op>) {
         let word = self.core.snapshot();
-        let limits = self.core.limits();
-        let context = || format!("after step {step} {op:?} at {}: word {word:?}, model {:?}", self.now, self.model);
+        let limits = self.core.valid_config();
+        let context = || format!("after {}: word {word:?}, model {:?}", self.at_step(&step, op), self.model);
         assert_eq!(word.phase(), stored(&self.model), "stored phase {}", context());
         assert_eq!(word.held_open(), matches!(self.model.phase(), Phase::Isolated { .. }), "held open {}", context());
         assert_eq!(u64::from(word.epoch()), self.model.generation() % 256, "epoch {}", context());
@@ -327,10 +443,18 @@ impl Run {
         };
         assert_eq!(word.stamp(), time % STAMP_MODULUS, "time field {}", context());
         assert_eq!(
-            seen(self.core.state_at(Timestamp::from_millis(self.now))),
+            seen(self.call(CoreBreaker::state_at, CoreBreaker::state)),
             self.model.seen(self.now),
-            "state_at(now) {}",
+            "state now {}",
             context()
         );
+    }
+}
+
+/// Where a message about step `step` happened.
+fn at_step(api: Api, now: u64, step: impl core::fmt::Display, op: Option<Op>) -> String {
+    match op {
+        Some(op) => format!("{api:?} API, step {step} {op:?} at {now} ms"),
+        None => format!("{api:?} API, {step} at {now} ms"),
     }
 }

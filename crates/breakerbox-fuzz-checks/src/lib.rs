@@ -7,7 +7,7 @@
 //!
 //! | function | drives | compares with |
 //! |---|---|---|
-//! | [`core_vs_model()`] | `CoreBreaker`'s time-explicit API | [`breakerbox_model::Model`], the raw state word, the invariants |
+//! | [`core_vs_model()`] | `CoreBreaker`'s time-explicit API and its mock-clock API (the model's property test feeds the same driver) | [`breakerbox_model::Model`], the raw state word, the invariants |
 //! | [`facade_sequence()`] | `Breaker` on a mock clock: calls, panics, futures, permits | the model, and a running tally for `counts()` |
 //! | [`config()`] | `Config::validate`, `Breaker::new` and friends | the documented limits, defaults and messages |
 //! | [`registry_sequence()`] | `Registry<u8>` on a mock clock: calls, trips, `evict_idle`, `get`, `remove`, new keys at capacity | a model per key, a tally per key, and the idle bookkeeping: which breakers are evicted or refuse a new key |
