@@ -18,8 +18,6 @@ use crate::word::StateWord;
 /// ("The state word") describes: import it (`use
 /// breakerbox_core::__private::RawWord as _;`) and call them as methods.
 pub trait RawWord: Copy {
-    /// The whole word.
-    fn bits(self) -> u64;
     /// The count field: consecutive failures while closed; the streak while
     /// open; probes in flight, successes and streak packed from the low bits
     /// up while half-open (each as wide as the breaker's config needs); zero
@@ -33,11 +31,6 @@ pub trait RawWord: Copy {
 }
 
 impl RawWord for StateWord {
-    #[inline]
-    fn bits(self) -> u64 {
-        StateWord::bits(self)
-    }
-
     #[inline]
     fn count(self) -> u32 {
         StateWord::count(self)
