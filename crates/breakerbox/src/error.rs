@@ -95,7 +95,8 @@ impl<E> Error<E> {
 
     /// The error as a boxed [`std::error::Error`]: the [`Rejected`] itself,
     /// or the inner error converted as `?` converts it (a `&str` or `String`
-    /// becomes a message, an error type is boxed as it is).
+    /// becomes a message, an error type is boxed as it is). The tower
+    /// service's error is this.
     ///
     /// ```
     /// use breakerbox::{Breaker, Config, Rejected};

@@ -71,12 +71,7 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().call.poll(cx).map(|result| {
-            result.map_err(|err| match err {
-                Error::Open(rejected) => Box::new(rejected) as BoxError,
-                Error::Inner(err) => err.into(),
-            })
-        })
+        self.project().call.poll(cx).map(|result| result.map_err(Error::into_boxed))
     }
 }
 
