@@ -287,3 +287,36 @@ impl fmt::Debug for BreakerCollector {
         f.debug_struct("BreakerCollector").field("breakers", &names).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, PoisonError};
+
+    use super::BreakerCollector;
+    use crate::{Breaker, Config};
+
+    fn entries(collector: &BreakerCollector) -> usize {
+        collector.breakers.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    fn named(name: &str) -> Arc<Breaker> {
+        Arc::new(Breaker::builder(Config::default()).name(name).build().unwrap())
+    }
+
+    // Scrapes skip a dropped breaker either way; only the entry count shows
+    // that registration prunes it rather than keeping it forever.
+    #[test]
+    fn registering_prunes_the_entries_of_dropped_breakers() {
+        let collector = BreakerCollector::new();
+        collector.register(&named("users")).unwrap();
+        let kept = named("orders");
+        collector.register(&kept).unwrap();
+        assert_eq!(entries(&collector), 1, "the dropped users breaker was pruned");
+        #[cfg(feature = "registry")]
+        {
+            collector.register_registry(&Arc::new(crate::Registry::<u32>::new(Config::default()).unwrap()));
+            collector.register(&named("later")).unwrap();
+            assert_eq!(entries(&collector), 2, "orders and later: the dropped registry was pruned");
+        }
+    }
+}

@@ -240,6 +240,8 @@ fn async_classify_and_fallback() {
     assert_eq!(poll_once(call.as_mut()), Poll::Ready(Ok("fallback")));
     b.reset();
     let mut call = pin!(b.call_async(async { Err::<&str, _>(()) }).fallback(|_| async { Ok("fallback") }));
+    let shown = format!("{call:?}");
+    assert!(shown.starts_with("Fallback { call: CallFuture { ticket: None"), "{shown}");
     assert_eq!(poll_once(call.as_mut()), Poll::Ready(Err(())));
 }
 
@@ -419,6 +421,7 @@ fn error_is_a_std_error_with_the_inner_source() {
     let open: Error<Io> = b.call(|| Ok(())).unwrap_err();
     assert!(std::error::Error::source(&open).is_none());
     assert!(open.rejected().is_some() && open.into_inner().is_none());
+    assert_eq!(err.into_inner().map(|io| io.0.to_string()).as_deref(), Some("reset by peer"));
 }
 
 #[test]
