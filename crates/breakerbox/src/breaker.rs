@@ -462,10 +462,12 @@ impl Breaker {
     }
 
     /// How much forgetting the breaker would lose, to choose between two
-    /// breakers for one key.
+    /// breakers for one key. By the stored state, not the state at `now`:
+    /// an open breaker whose timeout has passed reads half-open, but what it
+    /// holds is an open, which the key must not lose.
     #[cfg(feature = "registry")]
     pub(crate) fn severity(&self, now: Timestamp) -> Severity {
-        match self.core.state_at(now) {
+        match self.core.snapshot().phase() {
             State::Open => Severity::Open,
             State::HalfOpen => Severity::HalfOpen,
             State::Closed if self.at_rest(now) => Severity::AtRest,

@@ -21,9 +21,11 @@
 //! `docs/ARCHITECTURE.md`), so an open breaker, or
 //! one counting a failure streak, is not silently forgotten. If a fresh
 //! breaker took the key in between, the one that would lose more if
-//! forgotten (open, then half-open, then counting failures) stays, unless
-//! the fresh one is held outside the registry; an open breaker that does
-//! not stay trips the one that does, so the open state carries over. A
+//! forgotten (open, then half-open, then counting failures, judged by the
+//! stored state: an open breaker whose timeout has passed, which reads
+//! half-open, counts as open) stays, unless the fresh one is held outside
+//! the registry; an open breaker that does not stay trips the one that
+//! does, so the open state carries over. A
 //! success that races an eviction may go uncounted with the breaker it
 //! counted on, and calls made through an `Arc` kept past its breaker's
 //! eviction (or [`remove`](Registry::remove)) go to a breaker the registry
@@ -45,7 +47,8 @@
 //! - A refusal stands for a while: for 16 times as long as the sweep that
 //!   found nothing at rest took, and at least a millisecond, on the
 //!   registry's clock ([`RegistryBuilder::clock`]), a new key at capacity is
-//!   refused at once, without a sweep and without the writer lock. At
+//!   refused at once, without a sweep and without the writer lock (a key
+//!   another caller registered meanwhile is found, not refused). At
 //!   capacity during an outage of every downstream, sweeping then takes
 //!   about a seventeenth of the time and a refused caller pays a clock read
 //!   (the `registry` bench: 35 ns, where a sweep of 100,000 open breakers
@@ -495,7 +498,12 @@ where
             // Refused without the lock: nothing fits in 0, and a refusal in
             // force answers for the sweep it would run.
             if capacity == 0 || (self.len() >= capacity && self.refusal.active()) {
-                return Err(RegistryError::Full { capacity });
+                // The caller's lookup missed, but another caller may have
+                // registered the key since: a key that exists is never Full.
+                return match self.map.peek_with(key, |_, entry| Arc::clone(&entry.0)) {
+                    Some(present) => Ok(self.hold(key, present)),
+                    None => Err(RegistryError::Full { capacity }),
+                };
             }
         }
         let _writer = self.lock();
@@ -966,6 +974,44 @@ mod tests {
             assert_eq!(refused, Ok(Err(RegistryError::Full { capacity: 1 })), "refused while the lock is held");
         });
         drop(held);
+    }
+
+    #[test]
+    fn a_failing_call_spanning_an_eviction_and_a_timeout_still_opens_the_key() {
+        let (clock, mock) = quanta::Clock::mock();
+        let timeout = Duration::from_secs(10);
+        let registry: Registry<u32> =
+            Registry::builder(Config { threshold: 1, timeout, ..Config::default() }).clock(clock).build().unwrap();
+        registry.call(&1, || Ok::<_, ()>(())).unwrap().unwrap();
+        let mut fresh = None;
+        let failed = registry.with(&1, |breaker| {
+            // Mid-call: a sweep evicts the breaker at rest, another caller
+            // registers a fresh one for the key and holds it.
+            let (_, replaced) = evict_and_replace(&registry);
+            fresh = Some(replaced);
+            let failed = breaker.call(|| Err::<(), _>("reset"));
+            // The call ends after the open breaker's timeout: it reads
+            // half-open now, but what it learned is an open.
+            mock.increment(timeout);
+            failed
+        });
+        assert!(failed.unwrap().is_err());
+        let fresh = fresh.unwrap();
+        assert!(Arc::ptr_eq(&registry.get(&1).unwrap(), &fresh), "the held fresh breaker stays");
+        assert_eq!(fresh.state(), State::Open, "and carries the open of the evicted one");
+    }
+
+    #[test]
+    fn a_key_registered_after_the_callers_lookup_is_never_full() {
+        let (clock, _mock) = quanta::Clock::mock();
+        let registry: Registry<u32> = Registry::builder(Config::default()).clock(clock).capacity(1).build().unwrap();
+        let held = registry.get_or_insert(&1).unwrap();
+        registry.refusal.remember(registry.refusal.now());
+        // `insert` is where a caller whose lookup missed goes: as if another
+        // thread registered key 1 between that lookup and this call.
+        let found = registry.insert(&1).expect("key 1 exists: not Full");
+        assert!(Arc::ptr_eq(&found, &held));
+        assert_eq!(registry.insert(&2).unwrap_err(), RegistryError::Full { capacity: 1 });
     }
 
     #[test]
