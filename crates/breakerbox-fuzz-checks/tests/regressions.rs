@@ -414,28 +414,19 @@ fn registry_a_new_key_at_capacity_evicts_a_breaker_at_rest_or_is_refused() {
     );
 }
 
-/// At capacity the longest idle breaker at rest goes, its idle time
-/// counted from the sweep that saw it stop, including the sweep the new
-/// key itself runs.
+/// At capacity the hand evicts a breaker at rest that was not used since
+/// it last passed; one used since gets a second chance.
 #[test]
-fn registry_the_breaker_idle_longest_makes_room() {
+fn registry_the_hand_gives_a_used_breaker_a_second_chance() {
     use registry_sequence::Op::*;
     let ops = vec![
         Call { key: 0, ok: true },
         Call { key: 1, ok: true },
         Call { key: 2, ok: true },
-        Advance(100),
-        Evict, // idle_after 2000: none, but idle from now
-        Advance(100),
-        Call { key: 1, ok: true },
-        Advance(100),
-        Evict,
-        Advance(100),
-        Call { key: 0, ok: true },
-        Advance(100),
-        Call { key: 3, ok: true }, // 2 idle 400 ms, 1 idle 200, 0 just seen busy: 2 goes
-        Get(2),
-        Call { key: 4, ok: true }, // 1 idle 200, 0 and 3 idle 0: 1 goes
+        Call { key: 3, ok: true }, // all used since made: a lap of notes, then 0 goes
+        Get(0),
+        Call { key: 2, ok: true }, // 2, now first in the roster, is used again
+        Call { key: 4, ok: true }, // 2 passed over, 1 (noted, unused since) goes
         Get(1),
     ];
     let summary = registry(3, 1_000, 2_000, Some(3), ops);
@@ -499,4 +490,49 @@ fn random_inputs_pass() {
             replay(target, &bytes);
         }
     }
+}
+
+/// A failing call spans an eviction of its breaker, a fresh breaker for
+/// its key held by another caller, and the open timeout: the fresh breaker
+/// opens, as the open the call learned must not be lost (the open breaker,
+/// read half-open by the time the call ends, once lost it).
+#[test]
+fn registry_a_failing_call_spanning_an_eviction_and_a_timeout_opens_the_held_fresh_breaker() {
+    use registry_sequence::{During, Op::*, Span};
+    let ops = vec![
+        Call { key: 0, ok: true },
+        Span(Span {
+            key: 0,
+            ok: false,
+            during: [During::Evict, During::Call { key: 0, ok: true }, During::Hold(0)],
+            advance_ms: 1_000,
+        }),
+        Get(0),
+    ];
+    let summary = registry(1, 1_000, 0, None, ops);
+    assert_eq!(summary, Summary { made: 2, evicted_idle: 1, put_back: 1, ..Summary::default() });
+    // Not held, the fresh breaker gives way to the evicted one, open; a
+    // call that leaves its evicted breaker at rest does not bring it back.
+    let ops = vec![
+        Call { key: 0, ok: true },
+        Call { key: 1, ok: true },
+        Span(Span {
+            key: 0,
+            ok: false,
+            // The hand evicts 0 for 2, then 1 for a fresh 0.
+            during: [During::Call { key: 2, ok: true }, During::Call { key: 0, ok: true }, During::Advance(0)],
+            advance_ms: 0,
+        }),
+        Get(0), // the evicted one, open
+        Span(Span {
+            key: 2,
+            ok: true,
+            // Evicted for 3, and not back: its call left it at rest.
+            during: [During::Call { key: 3, ok: true }, During::Advance(1), During::Advance(0)],
+            advance_ms: 0,
+        }),
+        Get(2),
+    ];
+    let summary = registry(1, 1_000, 0, Some(2), ops);
+    assert_eq!(summary, Summary { made: 5, evicted_for_room: 3, put_back: 1, ..Summary::default() });
 }

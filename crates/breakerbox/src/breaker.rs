@@ -203,10 +203,12 @@ impl Breaker {
         result.map_err(Error::Inner)
     }
 
-    // Out of line, so that the plain path around it stays as small as it
-    // was (inlining it here measured 3 more instructions a plain call and no
-    // gain for the watched one); not `#[cold]`, since for a breaker with
-    // watch this is every call.
+    /// A call whose counter slot is not in this thread's plain cache: the
+    /// first call here, a cache collision, or a breaker with rules.
+    // Out of line, so that the plain path around it stays small (inlined,
+    // it cost a plain call 3 instructions and gained the watched one
+    // nothing); not `#[cold]`, since for a breaker with rules this is every
+    // call.
     #[inline(never)]
     fn call_uncached<T, E>(
         &self,
@@ -441,64 +443,23 @@ impl Breaker {
         self.core.acquire().inspect_err(|_| self.count(Count::Rejection))
     }
 
-    /// What a call that leaves the breaker not at rest changes (see
-    /// [`at_rest`](Self::at_rest)): the state word, and the time of the
-    /// window's latest failure. Two loads, one of them the word every call
-    /// reads anyway.
+    /// The core breaker, for the registry's judgement of whether this one
+    /// is at rest.
     #[cfg(feature = "registry")]
-    #[inline(always)]
-    pub(crate) fn rest_mark(&self) -> crate::registry::RestMark {
-        let latest = self.window().and_then(RateWindow::latest_failure);
-        crate::registry::RestMark::new(self.core.snapshot(), latest)
+    pub(crate) fn core(&self) -> &CoreBreaker {
+        &self.core
     }
 
-    /// Whether forgetting the breaker at `now` and making a new one would
-    /// change no decision: it is closed (not held open) with no failure in
-    /// its streak, and its failure-rate window (if any) holds no failure.
+    /// The failure-rate window, if the breaker has one.
     #[cfg(feature = "registry")]
-    pub(crate) fn at_rest(&self, now: Timestamp) -> bool {
-        let mark = self.rest_mark();
-        mark.quiet() && !self.window_holds(mark.latest_failure(), now)
-    }
-
-    /// How much forgetting the breaker would lose, to choose between two
-    /// breakers for one key. By the stored state, not the state at `now`:
-    /// an open breaker whose timeout has passed reads half-open, but what it
-    /// holds is an open, which the key must not lose.
-    #[cfg(feature = "registry")]
-    pub(crate) fn severity(&self, now: Timestamp) -> Severity {
-        match self.core.snapshot().phase() {
-            State::Open => Severity::Open,
-            State::HalfOpen => Severity::HalfOpen,
-            State::Closed if self.at_rest(now) => Severity::AtRest,
-            State::Closed => Severity::Counting,
-        }
-    }
-
-    #[cfg(feature = "registry")]
-    fn window(&self) -> Option<&RateWindow> {
+    pub(crate) fn window(&self) -> Option<&RateWindow> {
         self.rules.as_deref().and_then(|rules| rules.rate.as_ref())
-    }
-
-    /// Whether the window may still hold, at `now`, a failure counted at
-    /// `latest`.
-    #[cfg(feature = "registry")]
-    fn window_holds(&self, latest: Option<Timestamp>, now: Timestamp) -> bool {
-        let Some(rate) = self.window() else { return false };
-        let window = rate.rule().window().as_millis() as u64;
-        latest.is_some_and(|latest| now.as_millis() < latest.as_millis().saturating_add(window))
     }
 
     /// The breaker's eviction bookkeeping in a registry.
     #[cfg(feature = "registry")]
     pub(crate) fn rest(&self) -> &crate::registry::Rest {
         &self.rest
-    }
-
-    /// The time on the breaker's clock.
-    #[cfg(feature = "registry")]
-    pub(crate) fn now(&self) -> Timestamp {
-        self.core.now()
     }
 
     /// Whether the breaker has a failure-rate or slow-call rule.
@@ -683,18 +644,4 @@ impl fmt::Debug for Breaker {
             .field("counts", &self.counts())
             .finish()
     }
-}
-
-/// What a breaker would lose if the registry forgot it, least first.
-#[cfg(feature = "registry")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Severity {
-    /// Closed, nothing counted: a fresh breaker is the same.
-    AtRest,
-    /// Closed, with failures counted toward opening.
-    Counting,
-    /// Probing.
-    HalfOpen,
-    /// Rejecting calls.
-    Open,
 }

@@ -31,67 +31,84 @@
 //! eviction (or [`remove`](Registry::remove)) go to a breaker the registry
 //! no longer has.
 //!
-//! Idle time is measured without touching the call path: each sweep reads
-//! a breaker's calls and rejections and notes when they last changed, so a
-//! breaker is idle from the first sweep that saw its activity stop.
+//! Nothing on the call path writes for eviction: how recently a breaker
+//! was used is read from its calls and rejections, by the eviction itself.
 //!
-//! - [`RegistryBuilder::idle_after`]: [`Registry::evict_idle`] removes the
-//!   breakers at rest and idle that long. Call it from a timer; nothing runs
-//!   in the background.
-//! - [`RegistryBuilder::capacity`]: a new key at capacity first evicts the
-//!   breakers at rest that have been idle longest (a thirty-second of the
-//!   capacity, at least one), however briefly; if none is at rest the new
-//!   key gets [`RegistryError::Full`] and nothing is registered. A breaker
-//!   put back by a racing call may take the registry one past capacity per
-//!   such race; the next new key then evicts back down to it.
-//! - A refusal stands for a while: for 16 times as long as the sweep that
+//! - [`RegistryBuilder::capacity`]: a new key at capacity evicts one
+//!   breaker at rest, found by a hand that goes round the registered
+//!   breakers (CLOCK, an approximation of least recently used): a breaker
+//!   used since the hand last passed is passed over once; one at rest and
+//!   unheld that was not is evicted. After one lap without an eviction any
+//!   breaker at rest and unheld will do; after two, none is at rest, and
+//!   the new key gets [`RegistryError::Full`] with nothing registered. Each
+//!   new key reads a couple of breakers on average when most are at rest,
+//!   whatever the registry's size. A breaker put back by a racing call may
+//!   take the registry one past capacity per such race; the next new key
+//!   then evicts back down to it.
+//! - A refusal stands for a while: for 16 times as long as the search that
 //!   found nothing at rest took, and at least a millisecond, on the
 //!   registry's clock ([`RegistryBuilder::clock`]), a new key at capacity is
-//!   refused at once, without a sweep and without the writer lock (a key
+//!   refused at once, without a search and without the writer lock (a key
 //!   another caller registered meanwhile is found, not refused). At
-//!   capacity during an outage of every downstream, sweeping then takes
-//!   about a seventeenth of the time and a refused caller pays a clock read
-//!   (the `registry` bench: 35 ns, where a sweep of 100,000 open breakers
-//!   takes about 11 ms). A breaker that comes to rest meanwhile makes room
-//!   for the first new key after the refusal ends; a removal makes room at
-//!   once.
+//!   capacity during an outage of every downstream, searching then takes
+//!   about a seventeenth of the time, and a refused caller pays a clock read
+//!   and a lookup. A breaker that comes to rest meanwhile makes room for the
+//!   first new key after the refusal ends; a removal makes room at once.
+//! - [`RegistryBuilder::idle_after`]: [`Registry::evict_idle`] removes the
+//!   breakers at rest and idle that long. Call it from a timer; nothing runs
+//!   in the background. Each call notes which breakers' calls and
+//!   rejections changed since the last, so a breaker is idle from the first
+//!   `evict_idle` that saw its activity stop.
 //!
 //! # Locks
 //!
-//! Lookups take none. Every change of the map (a new key, a sweep, a
-//! removal, a breaker put back) takes one writer mutex, and a sweep holds
-//! it while it reads every breaker's counts: new keys wait for it (except
-//! those a refusal at capacity turns away), and so does a call or `get`
-//! that races the eviction of its own breaker (to put it back). The
-//! builder's `per_key` and `name_with` closures run under it and must not
-//! call into the registry. [`with`](Registry::with) and the calls hold the
-//! map's epoch guard while the call runs, which delays the freeing of
-//! removed entries (not of live ones) until the longest call in flight
-//! ends; an evicted breaker's memory is freed when the map next reuses its
-//! slot or resizes.
+//! Lookups take none. Every change of the map (a new key, an eviction, a
+//! removal, a breaker put back) takes one writer mutex, which also guards
+//! the roster of breakers the hand goes round. A search for room and
+//! `evict_idle` read at most 64 breakers (their counts: a lock on each and
+//! a sum over the threads that called it) per hold of the mutex and let
+//! other writers in between, so no writer waits for a pass over the whole
+//! registry. A call or `get` that races the eviction of its own breaker
+//! takes the mutex to put it back. The builder's `per_key` and `name_with`
+//! closures run under it and must not call into the registry.
+//! [`with`](Registry::with) and the calls hold the map's epoch guard while
+//! the call runs, which delays the freeing of removed entries (not of live
+//! ones) until the longest call in flight ends; an evicted breaker's memory
+//! is freed when the map next reuses its slot or resizes.
+//!
+//! # Hashing
+//!
+//! Keys are hashed with [`KeyHasher`] unless
+//! [`RegistryBuilder::hasher`] names another `BuildHasher`; its docs say
+//! what it does against keys chosen to collide.
 
+mod builder;
+mod eviction;
+mod hasher;
 mod refusal;
 mod rest;
 
-use core::cmp::Reverse;
 use core::fmt;
 use core::future::Future;
-use core::hash::Hash;
-use core::time::Duration;
+use core::hash::{BuildHasher, Hash};
 use std::borrow::Borrow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use breakerbox_core::{ConfigError, State, quanta};
+use breakerbox_core::{ConfigError, State};
 use scc::{Guard, HashIndex};
 
+use builder::Make;
+use eviction::{Room, Roster, Search};
 use refusal::Refusal;
+use rest::{RestMark, Severity};
 
-pub(crate) use rest::{Rest, RestMark};
+pub use builder::RegistryBuilder;
+pub use hasher::{KeyHash, KeyHasher};
+pub(crate) use rest::Rest;
 
-use crate::breaker::Severity;
 use crate::classify::Classify;
-use crate::{Breaker, Builder, CallFuture, Config, Counts, Error};
+use crate::{Breaker, CallFuture, Config, Counts, Error};
 
 /// Breakers by key, made on first use.
 ///
@@ -113,43 +130,25 @@ use crate::{Breaker, Builder, CallFuture, Config, Counts, Error};
 /// `Result` is `Err` only when the key had no breaker and none could be
 /// made ([`RegistryError`]), as `tokio::time::timeout` wraps its future's
 /// result.
-pub struct Registry<K> {
-    map: HashIndex<K, Entry>,
+pub struct Registry<K, S: BuildHasher = KeyHasher> {
+    map: HashIndex<K, Entry, S>,
     make: Make<K>,
     capacity: Option<usize>,
     /// Milliseconds.
     idle_after: Option<u64>,
     len: AtomicUsize,
-    /// Held by every change of the map: a new key, a sweep, a removal, a
+    /// The registered breakers in the order eviction visits them, held by
+    /// every change of the map: a new key, an eviction, a removal, a
     /// breaker put back. Lookups never take it.
-    writer: Mutex<()>,
-    /// Until when a new key at capacity is refused without a sweep.
+    writer: Mutex<Roster<K>>,
+    /// Until when a new key at capacity is refused without a search.
     refusal: Refusal,
 }
 
-/// How a registry makes the breaker for a key.
-struct Make<K> {
-    per_key: PerKey<K>,
-    names: Option<Names<K>>,
-}
-
-type PerKey<K> = Box<dyn Fn(&K) -> Builder + Send + Sync>;
-type Names<K> = Box<dyn Fn(&K) -> String + Send + Sync>;
-
-impl<K> Make<K> {
-    fn breaker(&self, key: &K) -> Result<Breaker, ConfigError> {
-        let builder = (self.per_key)(key);
-        match &self.names {
-            Some(name) => builder.name(name(key)),
-            None => builder,
-        }
-        .build()
-    }
-}
-
-/// A map entry: one of its breaker's `Arc`s, counted in the breaker's
-/// [`Rest`] from when it is made to when the map drops it (which, for a
-/// removed entry, the map does when it likes).
+/// One of a registered breaker's `Arc`s, in the map or in the roster,
+/// counted in the breaker's [`Rest`] from when it is made to when it is
+/// dropped (which, for an entry removed from the map, the map does when it
+/// likes).
 struct Entry(Arc<Breaker>);
 
 impl Entry {
@@ -248,9 +247,15 @@ where
     /// # Ok::<(), breakerbox::ConfigError>(())
     /// ```
     pub fn builder(config: Config) -> RegistryBuilder<K> {
-        RegistryBuilder { config, clock: None, per_key: None, names: None, capacity: None, idle_after: None }
+        RegistryBuilder::new(config)
     }
+}
 
+impl<K, S> Registry<K, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    S: BuildHasher,
+{
     /// Runs `f` through the breaker for `key` (made now if the key is new):
     /// [`Breaker::call`] after one lookup, with no reference count touched.
     /// `key` is borrowed: a `&str` for `String` keys.
@@ -368,12 +373,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let _writer = self.lock();
+        let mut roster = self.lock();
         let breaker = self.map.peek_with(key, |_, entry| Arc::clone(&entry.0))?;
-        self.map.remove_sync(key).then(|| {
-            self.len.fetch_sub(1, Ordering::Relaxed);
-            breaker
-        })
+        self.unregister(&mut roster, key, &breaker).then_some(breaker)
     }
 
     /// How many breakers the registry holds: exact between changes, which
@@ -436,8 +438,9 @@ where
     /// Evicts every breaker at rest that has been idle for
     /// [`idle_after`](RegistryBuilder::idle_after), and returns how many.
     /// Without `idle_after`, evicts nothing. Reads every breaker's counts
-    /// (a lock on each, and a sum over the threads that called it) and holds
-    /// the writer lock while it does (see [Locks](self#locks)).
+    /// (a lock on each, and a sum over the threads that called it), holding
+    /// the writer lock for 64 breakers at a time (see [Locks](self#locks)):
+    /// a key registered meanwhile may be left for the next time.
     ///
     /// ```
     /// use breakerbox::{Config, Registry};
@@ -454,9 +457,10 @@ where
     /// # Ok::<(), breakerbox::ConfigError>(())
     /// ```
     pub fn evict_idle(&self) -> usize {
-        let Some(idle_after) = self.idle_after else { return 0 };
-        let _writer = self.lock();
-        self.sweep(idle_after, usize::MAX)
+        match self.idle_after {
+            Some(idle_after) => self.sweep_idle(idle_after),
+            None => 0,
+        }
     }
 
     /// Runs `f` on `breaker`, registered under `key`, and puts the breaker
@@ -496,7 +500,7 @@ where
     {
         if let Some(capacity) = self.capacity {
             // Refused without the lock: nothing fits in 0, and a refusal in
-            // force answers for the sweep it would run.
+            // force answers for the search it would run.
             if capacity == 0 || (self.len() >= capacity && self.refusal.active()) {
                 // The caller's lookup missed, but another caller may have
                 // registered the key since: a key that exists is never Full.
@@ -506,47 +510,49 @@ where
                 };
             }
         }
-        let _writer = self.lock();
-        if let Some(present) = self.map.peek_with(key, |_, entry| Arc::clone(&entry.0)) {
-            return Ok(present);
-        }
-        if let Some(capacity) = self.capacity {
-            if !self.make_room(capacity) {
-                return Err(RegistryError::Full { capacity });
+        let mut search = Search::new(self.refusal.now());
+        loop {
+            let mut roster = self.lock();
+            if let Some(present) = self.map.peek_with(key, |_, entry| Arc::clone(&entry.0)) {
+                return Ok(present);
             }
+            if let Some(capacity) = self.capacity {
+                match self.make_room(&mut roster, capacity, &mut search) {
+                    Room::Made => {}
+                    Room::Full => return Err(RegistryError::Full { capacity }),
+                    // Lets other writers in between two stretches of the search.
+                    Room::NotYet => continue,
+                }
+            }
+            let owned = key.to_owned();
+            let breaker = Arc::new(self.make.breaker(&owned).map_err(RegistryError::Config)?);
+            self.register(&mut roster, owned, key.to_owned(), Arc::clone(&breaker));
+            return Ok(breaker);
         }
-        let key = key.to_owned();
-        let breaker = Arc::new(self.make.breaker(&key).map_err(RegistryError::Config)?);
-        self.register(key, Arc::clone(&breaker));
-        Ok(breaker)
     }
 
-    /// Whether the registry has room for one more breaker under `capacity`,
-    /// after evicting the longest-idle breakers at rest if it had none (under
-    /// the writer lock). A refusal in force refuses without a sweep: callers
-    /// that waited for the lock behind a sweep that found nothing share its
-    /// answer instead of each sweeping again.
-    fn make_room(&self, capacity: usize) -> bool {
-        if self.len() < capacity {
-            return true;
-        }
-        if self.refusal.active() {
-            return false;
-        }
-        let started = self.refusal.now();
-        self.sweep(0, (self.len() + 1 - capacity).max(capacity / 32));
-        if self.len() < capacity {
-            return true;
-        }
-        self.refusal.remember(started);
-        false
-    }
-
-    /// Adds `breaker` under `key`, absent from the map (under the writer lock).
-    fn register(&self, key: K, breaker: Arc<Breaker>) {
-        if self.map.insert_sync(key, Entry::new(breaker)).is_ok() {
+    /// Adds `breaker` under `key` (twice owned: the map's and the roster's),
+    /// absent from the map (under the writer lock).
+    fn register(&self, roster: &mut Roster<K>, key: K, roster_key: K, breaker: Arc<Breaker>) {
+        if self.map.insert_sync(key, Entry::new(Arc::clone(&breaker))).is_ok() {
             self.len.fetch_add(1, Ordering::Relaxed);
+            roster.push(roster_key, Entry::new(breaker));
         }
+    }
+
+    /// Removes `breaker` from under `key`, if it is there, from the map and
+    /// the roster (under the writer lock).
+    fn unregister<Q>(&self, roster: &mut Roster<K>, key: &Q, breaker: &Arc<Breaker>) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let removed = self.map.remove_if_sync(key, |entry| Arc::ptr_eq(&entry.0, breaker));
+        if removed {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+            roster.remove(breaker);
+        }
+        removed
     }
 
     /// Puts back `breaker`, which an eviction may have taken out from under
@@ -560,7 +566,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let _writer = self.lock();
+        let mut roster = self.lock();
         let rest = breaker.rest();
         if !rest.is_evicting() {
             // The evictor saw the change and kept it, or it is back already.
@@ -568,7 +574,7 @@ where
         }
         let Some(present) = self.map.peek_with(key, |_, entry| Arc::clone(&entry.0)) else {
             rest.clear();
-            self.register(key.to_owned(), Arc::clone(breaker));
+            self.register(&mut roster, key.to_owned(), key.to_owned(), Arc::clone(breaker));
             return Arc::clone(breaker);
         };
         if Arc::ptr_eq(&present, breaker) {
@@ -584,11 +590,9 @@ where
         let present_held = present.rest().held_outside(Arc::strong_count(&present) - 1);
         if returning > current && !present_held {
             present.rest().mark_evicting();
-            if self.map.remove_if_sync(key, |entry| Arc::ptr_eq(&entry.0, &present)) {
-                self.len.fetch_sub(1, Ordering::Relaxed);
-            }
+            self.unregister(&mut roster, key, &present);
             rest.clear();
-            self.register(key.to_owned(), Arc::clone(breaker));
+            self.register(&mut roster, key.to_owned(), key.to_owned(), Arc::clone(breaker));
             return Arc::clone(breaker);
         }
         if returning == Severity::Open && current < Severity::Open {
@@ -599,83 +603,29 @@ where
         present
     }
 
-    /// Evicts up to `most` breakers at rest, idle for at least `idle_after`
-    /// ms, the longest idle first, and returns how many (under the writer
-    /// lock).
-    fn sweep(&self, idle_after: u64, most: usize) -> usize {
-        let guard = Guard::new();
-        let mut candidates: Vec<(u64, &K, &Arc<Breaker>)> = Vec::new();
-        for (key, entry) in self.map.iter(&guard) {
-            let breaker = &entry.0;
-            let now = breaker.now();
-            let idle = breaker.rest().idle_for(activity(breaker), now.as_millis());
-            if idle >= idle_after && breaker.at_rest(now) {
-                candidates.push((idle, key, breaker));
-            }
-        }
-        candidates.sort_unstable_by_key(|&(idle, _, _)| Reverse(idle));
-        self.evict(candidates, most, idle_after > 0)
-    }
-
-    /// Evicts `candidates` (idle time, key, breaker) in order while they
-    /// are still at rest, unheld (and, if `idle` matters, unused since the
-    /// sweep looked), up to `most`, and returns how many (under the writer
-    /// lock).
-    fn evict(&self, candidates: Vec<(u64, &K, &Arc<Breaker>)>, most: usize, idle: bool) -> usize {
-        let mut evicted = 0;
-        for (_, key, breaker) in candidates {
-            if evicted == most {
-                break;
-            }
-            let rest = breaker.rest();
-            if rest.is_evicting() {
-                // Marked under this lock means removed, by this sweep (an
-                // iteration during a resize may list an entry twice) or an
-                // earlier one: the mark must stay for a racing call to see.
-                continue;
-            }
-            rest.mark_evicting();
-            let still = !rest.held_outside(Arc::strong_count(breaker))
-                && breaker.at_rest(breaker.now())
-                && (!idle || rest.unchanged(activity(breaker)));
-            if still && self.map.remove_if_sync(key, |entry| Arc::ptr_eq(&entry.0, breaker)) {
-                self.len.fetch_sub(1, Ordering::Relaxed);
-                evicted += 1;
-            } else {
-                rest.clear();
-            }
-        }
-        evicted
-    }
-
-    fn lock(&self) -> MutexGuard<'_, ()> {
+    fn lock(&self) -> MutexGuard<'_, Roster<K>> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// What a sweep reads to tell whether a breaker was used: its calls and
-/// rejections.
-fn activity(breaker: &Breaker) -> u64 {
-    let counts = breaker.counts();
-    counts.successes + counts.failures + counts.rejections
-}
-
 /// Checks, when a call through a registered breaker ends (or unwinds),
 /// whether it changed the breaker while an eviction took it out.
-struct ChangeCheck<'a, K, Q>
+struct ChangeCheck<'a, K, S, Q>
 where
     K: Hash + Eq + Send + Sync + 'static + Borrow<Q>,
+    S: BuildHasher,
     Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
 {
-    registry: &'a Registry<K>,
+    registry: &'a Registry<K, S>,
     key: &'a Q,
     breaker: &'a Arc<Breaker>,
     before: RestMark,
 }
 
-impl<K, Q> Drop for ChangeCheck<'_, K, Q>
+impl<K, S, Q> Drop for ChangeCheck<'_, K, S, Q>
 where
     K: Hash + Eq + Send + Sync + 'static + Borrow<Q>,
+    S: BuildHasher,
     Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
 {
     #[inline(always)]
@@ -694,9 +644,10 @@ where
 /// handshake with eviction.
 #[cold]
 #[inline(never)]
-fn changed<K, Q>(registry: &Registry<K>, key: &Q, breaker: &Arc<Breaker>)
+fn changed<K, S, Q>(registry: &Registry<K, S>, key: &Q, breaker: &Arc<Breaker>)
 where
     K: Hash + Eq + Send + Sync + 'static + Borrow<Q>,
+    S: BuildHasher,
     Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
 {
     if breaker.rest().evicting_after_change() {
@@ -704,7 +655,7 @@ where
     }
 }
 
-impl<K> fmt::Debug for Registry<K> {
+impl<K, S: BuildHasher> fmt::Debug for Registry<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("len", &self.len.load(Ordering::Relaxed))
@@ -714,135 +665,11 @@ impl<K> fmt::Debug for Registry<K> {
     }
 }
 
-/// Builds a [`Registry`]: how its breakers are made, how they are named,
-/// its capacity and when a breaker is idle. Made by [`Registry::builder`].
-///
-/// ```
-/// use breakerbox::{Breaker, Config, Registry};
-/// use std::time::Duration;
-///
-/// // Payments get a stricter breaker than the rest.
-/// let services: Registry<String> = Registry::builder(Config::default())
-///     .per_key(|service: &String| {
-///         let threshold = if service.starts_with("payments") { 2 } else { 10 };
-///         Breaker::builder(Config { threshold, ..Config::default() })
-///     })
-///     .name_keys()
-///     .build()?;
-/// let payments = services.get_or_insert("payments-eu").unwrap();
-/// assert_eq!((payments.config().threshold, payments.name()), (2, "payments-eu"));
-/// # Ok::<(), breakerbox::ConfigError>(())
-/// ```
-#[must_use = "a builder does nothing until `build` is called"]
-pub struct RegistryBuilder<K> {
-    config: Config,
-    clock: Option<quanta::Clock>,
-    per_key: Option<PerKey<K>>,
-    names: Option<Names<K>>,
-    capacity: Option<usize>,
-    idle_after: Option<Duration>,
-}
-
-impl<K> RegistryBuilder<K>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-{
-    /// Runs the breakers made from the config on `clock` (a mock in tests).
-    /// Breakers from [`per_key`](Self::per_key) run on the clock their
-    /// builder gives. Idle time is measured on each breaker's clock; how
-    /// long a refusal at capacity stands, on this one (the real clock
-    /// without it).
-    pub fn clock(self, clock: quanta::Clock) -> Self {
-        RegistryBuilder { clock: Some(clock), ..self }
-    }
-
-    /// Makes each key's breaker from the [`Builder`] `per_key` returns for
-    /// it, instead of from the registry's config and clock: a config, a
-    /// failure rate, a listener per key. Called once per new key, under the
-    /// registry's writer lock: it must not call into the registry, which
-    /// would wait on that lock for ever. A builder whose config does not fit
-    /// makes that key's calls fail with [`RegistryError::Config`].
-    pub fn per_key(self, per_key: impl Fn(&K) -> Builder + Send + Sync + 'static) -> Self {
-        RegistryBuilder { per_key: Some(Box::new(per_key)), ..self }
-    }
-
-    /// Names each breaker `name(key)` (overriding a name `per_key` gave):
-    /// the name its transitions, tracing events and metrics carry. Runs
-    /// under the registry's writer lock, like `per_key`.
-    pub fn name_with(self, name: impl Fn(&K) -> String + Send + Sync + 'static) -> Self {
-        RegistryBuilder { names: Some(Box::new(name)), ..self }
-    }
-
-    /// Names each breaker after its key, as the key displays.
-    pub fn name_keys(self) -> Self
-    where
-        K: fmt::Display,
-    {
-        self.name_with(|key| key.to_string())
-    }
-
-    /// Holds at most `capacity` breakers: at capacity, a new key evicts the
-    /// longest-idle breakers at rest, or is refused with
-    /// [`RegistryError::Full`] if none is; a refusal then stands for a
-    /// while without another sweep (see the [module docs](self)). A
-    /// capacity of 0 refuses every key.
-    pub fn capacity(self, capacity: usize) -> Self {
-        RegistryBuilder { capacity: Some(capacity), ..self }
-    }
-
-    /// A breaker at rest is removed by [`Registry::evict_idle`] once `idle`
-    /// (rounded up to whole milliseconds) has passed since the first sweep
-    /// that saw its calls and rejections where they still are: sweeps, not
-    /// calls, notice activity, so idle time is counted from a sweep.
-    pub fn idle_after(self, idle: Duration) -> Self {
-        RegistryBuilder { idle_after: Some(idle), ..self }
-    }
-
-    /// The registry, or the [`ConfigError`] of its config (checked now,
-    /// unless [`per_key`](Self::per_key) replaces it).
-    pub fn build(self) -> Result<Registry<K>, ConfigError> {
-        let refusal = Refusal::new(self.clock.clone().unwrap_or_default());
-        let per_key = match self.per_key {
-            Some(per_key) => per_key,
-            None => {
-                let (config, clock) = (self.config, self.clock);
-                let builder = move || match &clock {
-                    Some(clock) => Breaker::builder(config).clock(clock.clone()),
-                    None => Breaker::builder(config),
-                };
-                builder().build()?;
-                Box::new(move |_: &K| builder())
-            }
-        };
-        let idle_after =
-            self.idle_after.map(|idle| u64::try_from(idle.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX));
-        Ok(Registry {
-            map: HashIndex::new(),
-            make: Make { per_key, names: self.names },
-            capacity: self.capacity,
-            idle_after,
-            len: AtomicUsize::new(0),
-            writer: Mutex::new(()),
-            refusal,
-        })
-    }
-}
-
-impl<K> fmt::Debug for RegistryBuilder<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegistryBuilder")
-            .field("config", &self.config)
-            .field("per_key", &self.per_key.is_some())
-            .field("names", &self.names.is_some())
-            .field("capacity", &self.capacity)
-            .field("idle_after", &self.idle_after)
-            .finish_non_exhaustive()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use breakerbox_core::quanta;
+    use core::time::Duration;
 
     /// A registry of one key whose breaker has been evicted (and so is
     /// marked), with a fresh breaker registered in its place.
@@ -856,11 +683,10 @@ mod tests {
     fn evict_and_replace(registry: &Registry<u32>) -> (Arc<Breaker>, Arc<Breaker>) {
         let evicted = registry.get_or_insert(&1).unwrap();
         {
-            // What a sweep does to a breaker it evicts.
-            let _writer = registry.lock();
+            // What the hand does to a breaker it evicts.
+            let mut roster = registry.lock();
             evicted.rest().mark_evicting();
-            assert!(registry.map.remove_sync(&1));
-            registry.len.fetch_sub(1, Ordering::Relaxed);
+            assert!(registry.unregister(&mut roster, &1, &evicted));
         }
         let fresh = registry.get_or_insert(&1).unwrap();
         (evicted, fresh)
@@ -950,11 +776,12 @@ mod tests {
         // As if another caller's sweep had just found nothing, while this one
         // waited for the lock.
         registry.refusal.remember(registry.refusal.now());
-        let _writer = registry.lock();
-        assert!(!registry.make_room(1));
-        assert_eq!(registry.len(), 1, "no sweep");
+        let mut roster = registry.lock();
+        let mut search = Search::new(registry.refusal.now());
+        assert!(matches!(registry.make_room(&mut roster, 1, &mut search), Room::Full));
+        assert_eq!((registry.len(), search.read()), (1, 0), "no search");
         mock.increment(Duration::from_millis(1));
-        assert!(registry.make_room(1), "the refusal is over: a sweep evicts key 1");
+        assert!(matches!(registry.make_room(&mut roster, 1, &mut search), Room::Made), "the hand evicts key 1");
         assert!(registry.is_empty());
     }
 
@@ -1015,38 +842,55 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_sweep_keeps_a_breaker_called_after_it_was_listed() {
-        let (clock, mock) = quanta::Clock::mock();
-        let registry: Registry<u32> =
-            Registry::builder(Config::default()).clock(clock).idle_after(Duration::from_secs(1)).build().unwrap();
+    fn an_eviction_keeps_a_breaker_called_after_it_was_read() {
+        let registry: Registry<u32> = Registry::new(Config::default()).unwrap();
         registry.call(&1, || Ok::<_, ()>(())).unwrap().unwrap();
-        assert_eq!(registry.evict_idle(), 0, "idle from this sweep");
-        mock.increment(Duration::from_secs(1));
-        let guard = Guard::new();
-        let (key, entry) = registry.map.iter(&guard).next().unwrap();
-        let breaker = &entry.0;
-        // Listed idle and at rest, as a sweep lists it; then called before
+        let breaker = registry.get(&1).unwrap();
+        let read = breaker.activity();
+        drop(breaker);
+        // Read at rest, as the hand or a sweep reads it; then called before
         // the eviction, as another thread may call it.
-        assert_eq!(breaker.rest().idle_for(activity(breaker), breaker.now().as_millis()), 1_000);
-        assert_eq!(breaker.call(|| Ok::<_, ()>(())), Ok(()));
-        let _writer = registry.lock();
-        assert_eq!(registry.evict(vec![(1_000, key, breaker)], 1, true), 0, "its activity changed");
-        assert!(!breaker.rest().is_evicting());
-        assert_eq!(registry.len(), 1);
+        registry.call(&1, || Ok::<_, ()>(())).unwrap().unwrap();
+        let mut roster = registry.lock();
+        assert!(!registry.evict(&mut roster, 0, read), "its activity changed");
+        assert!(!registry.get(&1).unwrap().rest().is_evicting());
+        assert!(registry.evict(&mut roster, 0, read + 1));
+        assert!(registry.is_empty());
     }
 
     #[test]
-    fn a_breaker_listed_twice_keeps_the_mark_of_its_removal() {
-        let registry: Registry<u32> = Registry::new(Config::default()).unwrap();
-        let breaker = registry.get_or_insert(&1).unwrap();
-        drop(breaker);
-        let guard = Guard::new();
-        let (key, entry) = registry.map.iter(&guard).next().unwrap();
-        let breaker = &entry.0;
-        let _writer = registry.lock();
-        // As an iteration during a resize may list it.
-        assert_eq!(registry.evict(vec![(0, key, breaker), (0, key, breaker)], 2, false), 1);
-        assert!(registry.is_empty());
-        assert!(breaker.rest().is_evicting(), "a call that changes it must still find the mark");
+    fn the_hand_passes_over_a_breaker_used_since_it_last_passed() {
+        let (clock, _mock) = quanta::Clock::mock();
+        let registry: Registry<u32> = Registry::builder(Config::default()).clock(clock).capacity(2).build().unwrap();
+        registry.call(&1, || Ok::<_, ()>(())).unwrap().unwrap();
+        registry.call(&2, || Ok::<_, ()>(())).unwrap().unwrap();
+        // Both used since registered: the hand notes that and, a lap on,
+        // evicts the first (key 1).
+        registry.call(&3, || Ok::<_, ()>(())).unwrap().unwrap();
+        assert!(registry.get(&1).is_none());
+        // Key 2 is used again; 3 is new, used once: the hand reaches 2 first
+        // and passes it over, then 3, then evicts 2, unused since.
+        registry.call(&2, || Ok::<_, ()>(())).unwrap().unwrap();
+        registry.call(&4, || Ok::<_, ()>(())).unwrap().unwrap();
+        let mut keys: Vec<u32> = registry.health().into_iter().map(|row| row.key).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [3, 4]);
+    }
+
+    #[test]
+    fn the_hand_refuses_only_when_nothing_is_at_rest() {
+        let (clock, mock) = quanta::Clock::mock();
+        let config = Config { threshold: 1, ..Config::default() };
+        let registry: Registry<u32> = Registry::builder(config).clock(clock).capacity(3).build().unwrap();
+        for key in 1..=3 {
+            let _ = registry.call(&key, || Err::<(), _>(()));
+        }
+        assert_eq!(registry.call(&4, || Ok::<_, ()>(())).unwrap_err(), RegistryError::Full { capacity: 3 });
+        mock.increment(Duration::from_secs(60));
+        // Key 2 closes; the others stay open (their probes were never made).
+        registry.call(&2, || Ok::<_, ()>(())).unwrap().unwrap();
+        registry.call(&4, || Ok::<_, ()>(())).unwrap().unwrap();
+        assert!(registry.get(&2).is_none(), "the one at rest went");
+        assert_eq!(registry.len(), 3);
     }
 }

@@ -1,6 +1,7 @@
-//! [`Rest`]: what a registry keeps on each of its breakers to evict it, and
+//! [`Rest`]: what a registry keeps on each of its breakers to evict it;
 //! [`RestMark`], what a call compares before and after to tell whether it
-//! left the breaker not at rest.
+//! left the breaker not at rest; and the registry's judgements of a
+//! breaker: [`Breaker::at_rest`], [`Breaker::severity`].
 //!
 //! # Orderings
 //!
@@ -17,10 +18,12 @@
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 
-use breakerbox_core::__private::{EvictionFlag, RawWord as _};
+use breakerbox_core::__private::{EvictionFlag, RateWindow, RawWord as _};
 use breakerbox_core::{State, StateWord, Timestamp};
 
-/// A registered breaker's eviction bookkeeping: 32 bytes in the padding of
+use crate::Breaker;
+
+/// A registered breaker's eviction bookkeeping: 40 bytes in the padding of
 /// the breaker's second cache line.
 #[derive(Debug, Default)]
 pub(crate) struct Rest {
@@ -35,6 +38,9 @@ pub(crate) struct Rest {
     /// When (ms on the breaker's clock) a sweep last saw them change; 0,
     /// the breaker's creation, until one does.
     since: AtomicU64,
+    /// Where the breaker is in the registry's eviction ring, while it is
+    /// registered.
+    slot: AtomicUsize,
 }
 
 impl Rest {
@@ -91,9 +97,15 @@ impl Rest {
         now.saturating_sub(self.since.load(Ordering::Relaxed))
     }
 
-    /// Whether the activity is still what the last sweep noted.
-    pub(crate) fn unchanged(&self, activity: u64) -> bool {
-        self.activity.load(Ordering::Relaxed) == activity
+    /// Where the breaker is in the eviction ring (under the writer mutex).
+    pub(crate) fn slot(&self) -> usize {
+        self.slot.load(Ordering::Relaxed)
+    }
+
+    /// The breaker moved to `slot` of the eviction ring (under the writer
+    /// mutex).
+    pub(crate) fn move_to(&self, slot: usize) {
+        self.slot.store(slot, Ordering::Relaxed);
     }
 }
 
@@ -118,5 +130,71 @@ impl RestMark {
     /// When the window last counted a failure, if it ever has.
     pub(crate) fn latest_failure(&self) -> Option<Timestamp> {
         self.latest_failure
+    }
+}
+
+/// What a breaker would lose if the registry forgot it, least first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Severity {
+    /// Closed, nothing counted: a fresh breaker is the same.
+    AtRest,
+    /// Closed, with failures counted toward opening.
+    Counting,
+    /// Probing.
+    HalfOpen,
+    /// Rejecting calls.
+    Open,
+}
+
+impl Breaker {
+    /// What a call that leaves the breaker not at rest changes (see
+    /// [`at_rest`](Self::at_rest)): the state word, and the time of the
+    /// window's latest failure. Two loads, one of them the word every call
+    /// reads anyway.
+    #[inline(always)]
+    pub(crate) fn rest_mark(&self) -> RestMark {
+        let latest = self.window().and_then(RateWindow::latest_failure);
+        RestMark::new(self.core().snapshot(), latest)
+    }
+
+    /// Whether forgetting the breaker at `now` and making a new one would
+    /// change no decision: it is closed (not held open) with no failure in
+    /// its streak, and its failure-rate window (if any) holds no failure.
+    pub(crate) fn at_rest(&self, now: Timestamp) -> bool {
+        let mark = self.rest_mark();
+        mark.quiet() && !self.window_holds(mark.latest_failure(), now)
+    }
+
+    /// How much forgetting the breaker would lose, to choose between two
+    /// breakers for one key. By the stored state, not the state at `now`:
+    /// an open breaker whose timeout has passed reads half-open, but what it
+    /// holds is an open, which the key must not lose.
+    pub(crate) fn severity(&self, now: Timestamp) -> Severity {
+        match self.core().snapshot().phase() {
+            State::Open => Severity::Open,
+            State::HalfOpen => Severity::HalfOpen,
+            State::Closed if self.at_rest(now) => Severity::AtRest,
+            State::Closed => Severity::Counting,
+        }
+    }
+
+    /// Whether the window may still hold, at `now`, a failure counted at
+    /// `latest`.
+    fn window_holds(&self, latest: Option<Timestamp>, now: Timestamp) -> bool {
+        let Some(rate) = self.window() else { return false };
+        let window = rate.rule().window().as_millis() as u64;
+        latest.is_some_and(|latest| now.as_millis() < latest.as_millis().saturating_add(window))
+    }
+
+    /// The time on the breaker's clock.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.core().now()
+    }
+
+    /// What a sweep or the eviction hand reads to tell whether the breaker
+    /// was used: its calls and rejections.
+    pub(crate) fn activity(&self) -> u64 {
+        let counts = self.counts();
+        counts.successes + counts.failures + counts.rejections
     }
 }

@@ -214,36 +214,29 @@ fn a_capacity_of_zero_refuses_every_key() {
 }
 
 #[test]
-fn the_breakers_idle_longest_go_first() {
-    let (clock, mock) = breakerbox::quanta::Clock::mock();
+fn a_new_key_at_capacity_evicts_a_breaker_unused_since_the_hand_last_passed() {
+    let (clock, _mock) = breakerbox::quanta::Clock::mock();
     let registry: Registry<u32> = Registry::builder(Config::default())
         .clock(clock)
         .capacity(3)
         .idle_after(Duration::from_secs(3_600))
         .build()
         .unwrap();
-    let second = Duration::from_secs(1);
-    // Made oldest first: by age alone, key 0 would go.
     for key in 0..3 {
         registry.call(&key, || Ok::<_, ()>(())).unwrap().unwrap();
-        mock.increment(second);
     }
-    // Idle time starts at the sweep that sees a breaker's activity stop.
-    assert_eq!(registry.evict_idle(), 0);
-    mock.increment(second);
-    registry.call(&1, || Ok::<_, ()>(())).unwrap().unwrap();
-    mock.increment(second);
-    assert_eq!(registry.evict_idle(), 0);
-    mock.increment(second);
-    registry.call(&0, || Ok::<_, ()>(())).unwrap().unwrap();
-    mock.increment(second);
-    // Key 2 has been idle since the first sweep, key 1 since the second,
-    // key 0 is busy: the new key takes key 2's place.
+    // Every breaker was used since it was made: the hand notes that on a
+    // first lap and evicts the first it reaches on the second.
     registry.call(&3, || Ok::<_, ()>(())).unwrap().unwrap();
+    assert!(registry.get(&0).is_none());
+    // Key 2 is used again: the hand passes it over for key 1, whose use it
+    // has noted already.
+    registry.call(&2, || Ok::<_, ()>(())).unwrap().unwrap();
+    registry.call(&4, || Ok::<_, ()>(())).unwrap().unwrap();
     let mut keys: Vec<u32> = Vec::new();
     registry.for_each(|&key, _| keys.push(key));
     keys.sort_unstable();
-    assert_eq!(keys, [0, 1, 3]);
+    assert_eq!(keys, [2, 3, 4]);
     assert!(!registry.is_empty());
     assert_eq!(registry.capacity(), Some(3));
     let debug = format!("{registry:?}");
