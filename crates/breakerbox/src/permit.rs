@@ -54,7 +54,7 @@ pub struct Permit<'a>(Admission<&'a Breaker>);
 pub struct OwnedPermit(Admission<Arc<Breaker>>);
 
 macro_rules! permit_methods {
-    ($permit:ty) => {
+    ($permit:ty, $name:literal) => {
         impl $permit {
             /// Reports how the call ended; whether it still counted for the
             /// state machine or arrived after a transition
@@ -80,14 +80,14 @@ macro_rules! permit_methods {
 
         impl fmt::Debug for $permit {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct("Permit").field("ticket", &self.0.ticket).finish_non_exhaustive()
+                f.debug_struct($name).field("ticket", &self.0.ticket).finish_non_exhaustive()
             }
         }
     };
 }
 
-permit_methods!(Permit<'_>);
-permit_methods!(OwnedPermit);
+permit_methods!(Permit<'_>, "Permit");
+permit_methods!(OwnedPermit, "OwnedPermit");
 
 impl<'a> Permit<'a> {
     pub(crate) fn new(admission: Admission<&'a Breaker>) -> Permit<'a> {
