@@ -309,6 +309,7 @@ fn dropping_a_permit_is_ignored() {
     assert_eq!(b.counts().failures + b.counts().successes, 0);
     let owned = Arc::new(b);
     let permit = owned.try_acquire_owned().expect("the dropped permit freed the slot");
+    assert!(format!("{permit:?}").starts_with("OwnedPermit { ticket: Ticket"), "{permit:?}");
     assert_eq!(permit.record(Outcome::Failure), Recorded::Applied);
     assert_eq!(owned.state(), State::Open);
 }
