@@ -2,7 +2,7 @@
 //! [`Config`].
 
 use core::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::backoff::{Backoff, BackoffError};
 use crate::breaker::CoreBreaker;
@@ -121,7 +121,7 @@ impl Builder {
     ///
     /// ```
     /// use breakerbox_core::{Config, CoreBreaker, Transition};
-    /// use std::sync::Arc;
+    /// use std::sync::{Arc, OnceLock};
     ///
     /// let log: Arc<dyn Fn(&Transition) + Send + Sync> = Arc::new(|t| eprintln!("{t}"));
     /// let breakers: Vec<CoreBreaker> = ["users", "billing"]
@@ -239,7 +239,7 @@ impl Builder {
         let limits = if self.consecutive { limits } else { limits.without_consecutive_rule() };
         let schedule = (self.backoff != Backoff::fixed()).then(|| Box::new(schedule));
         let time = match self.clock {
-            ClockChoice::Real => TimeSource::new(quanta::Clock::new()),
+            ClockChoice::Real => TimeSource::new(real_clock()),
             ClockChoice::Given(clock) => TimeSource::new(clock),
             ClockChoice::Recent(clock) => TimeSource::recent(clock.into_clock()),
         };
@@ -249,6 +249,16 @@ impl Builder {
         };
         Ok(CoreBreaker::assemble(limits, time, observer, schedule))
     }
+}
+
+/// The real clock, made once per process and cloned for each breaker:
+/// `quanta::Clock::new()` probes the processor with `cpuid` each time,
+/// which a virtual machine traps (tens of microseconds a breaker, which a
+/// registry making breakers for new keys pays per key), and every clock it
+/// makes reads the same counter with the same calibration.
+fn real_clock() -> quanta::Clock {
+    static REAL: OnceLock<quanta::Clock> = OnceLock::new();
+    REAL.get_or_init(quanta::Clock::new).clone()
 }
 
 impl fmt::Debug for Builder {
