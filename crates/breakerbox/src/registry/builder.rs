@@ -97,17 +97,19 @@ where
 
     /// Makes each key's breaker from the [`Builder`] `per_key` returns for
     /// it, instead of from the registry's config and clock: a config, a
-    /// failure rate, a listener per key. Called once per new key, under the
-    /// registry's writer lock: it must not call into the registry, which
-    /// would wait on that lock for ever. A builder whose config does not fit
-    /// makes that key's calls fail with [`RegistryError::Config`](super::RegistryError::Config).
+    /// failure rate, a listener per key. Called for a new key before the
+    /// registry's writer lock is taken, once per caller that finds the key
+    /// new (callers racing for one key each make a breaker; one is
+    /// registered, the others are dropped unused). A builder whose config
+    /// does not fit makes that key's calls fail with
+    /// [`RegistryError::Config`](super::RegistryError::Config).
     pub fn per_key(self, per_key: impl Fn(&K) -> Builder + Send + Sync + 'static) -> Self {
         RegistryBuilder { per_key: Some(Box::new(per_key)), ..self }
     }
 
     /// Names each breaker `name(key)` (overriding a name `per_key` gave):
     /// the name its transitions, tracing events and metrics carry. Runs
-    /// under the registry's writer lock, like `per_key`.
+    /// when `per_key` does.
     pub fn name_with(self, name: impl Fn(&K) -> String + Send + Sync + 'static) -> Self {
         RegistryBuilder { names: Some(Box::new(name)), ..self }
     }
@@ -158,7 +160,7 @@ where
         let idle_after =
             self.idle_after.map(|idle| u64::try_from(idle.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX));
         Ok(Registry {
-            map: HashIndex::with_hasher(self.hasher),
+            map: HashIndex::with_capacity_and_hasher(map_capacity(self.capacity), self.hasher),
             make: Make { per_key, names: self.names },
             capacity: self.capacity,
             idle_after,
@@ -167,6 +169,15 @@ where
             refusal,
         })
     }
+}
+
+/// The map's initial capacity for a registry of `capacity` breakers: twice
+/// that, so that at capacity, where every new key removes an entry and adds
+/// one, the removed entries the map keeps until it may free them spread
+/// over enough buckets not to lengthen lookups; up to 65,536, beyond which
+/// the map grows as it fills.
+fn map_capacity(capacity: Option<usize>) -> usize {
+    capacity.map_or(0, |capacity| capacity.saturating_mul(2).clamp(4_096, 1 << 16))
 }
 
 impl<K, S> fmt::Debug for RegistryBuilder<K, S> {

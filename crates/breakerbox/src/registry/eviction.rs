@@ -6,19 +6,22 @@
 //! At capacity, a new key needs one breaker evicted. The hand is CLOCK
 //! (second chance) over the roster: it reads the breaker under it; a
 //! breaker whose calls and rejections changed since the hand last passed
-//! was used meanwhile and is passed over once (the change noted in the
-//! roster, not in the breaker: a call writes nothing for it); a breaker at
-//! rest, unheld and unused since the hand last passed is evicted, and the
-//! new key takes its place. Every breaker is read at most twice per eviction
-//! on average when most are at rest, so a new key at capacity costs O(1),
-//! amortised, however large the registry.
+//! was used meanwhile and is passed over (the change noted in the roster,
+//! not in the breaker: a call writes nothing for it); a breaker at rest,
+//! unheld and unused since the hand last passed is evicted, and the new key
+//! takes its place.
 //!
-//! After one lap without an eviction, the hand stops giving second chances:
-//! any breaker at rest and unheld will do. After two laps without one, no
-//! breaker is at rest: the new key is refused with `Full`, and the refusal
-//! stands for a while (`Refusal`). The hand holds the writer lock for at
-//! most [`STRETCH`] breakers at a time and lets other writers in between,
-//! so no writer waits for a lap of a large registry.
+//! A search gives at most [`SECOND_CHANCES`] second chances (fewer in a
+//! smaller registry: one lap's worth): after that, any breaker at rest and
+//! unheld will do. So a new key at capacity reads a bounded number of
+//! breakers while one at rest is near the hand, however large the registry
+//! and however busy its breakers: where every breaker is used between two
+//! passes of the hand (a working set larger than the capacity), plain CLOCK
+//! would read a whole lap per eviction. A lap with second chances off and
+//! no eviction means no breaker is at rest: the new key is refused with
+//! `Full`, and the refusal stands for a while (`Refusal`). The hand holds
+//! the writer lock for at most [`STRETCH`] breakers at a time and lets other
+//! writers in between, so no writer waits for a lap of a large registry.
 //!
 //! Only the idle sweep ([`Registry::evict_idle`]) writes the idle
 //! bookkeeping of [`Rest`](super::Rest); the hand keeps its own in the
@@ -36,6 +39,10 @@ use crate::Breaker;
 /// How many breakers the hand or the idle sweep reads in one hold of the
 /// writer lock.
 pub(super) const STRETCH: usize = 64;
+
+/// How many recently used breakers one search passes over, at most, before
+/// it takes any breaker at rest.
+pub(super) const SECOND_CHANCES: usize = 8;
 
 /// Every registered breaker, with its key, in the order the hand visits
 /// them; owned by the writer lock. A breaker is in the roster exactly when
@@ -128,11 +135,12 @@ where
         }
         for _ in 0..STRETCH {
             let lap = roster.len();
-            if lap == 0 || search.read >= 2 * lap {
+            let chances = lap.min(SECOND_CHANCES);
+            if lap == 0 || search.read >= chances + lap {
                 self.refusal.remember(search.started);
                 return Room::Full;
             }
-            let second_chances = search.read < lap;
+            let second_chances = search.read < chances;
             search.read += 1;
             if roster.hand >= lap {
                 roster.hand = 0;

@@ -37,12 +37,13 @@
 //! - [`RegistryBuilder::capacity`]: a new key at capacity evicts one
 //!   breaker at rest, found by a hand that goes round the registered
 //!   breakers (CLOCK, an approximation of least recently used): a breaker
-//!   used since the hand last passed is passed over once; one at rest and
-//!   unheld that was not is evicted. After one lap without an eviction any
-//!   breaker at rest and unheld will do; after two, none is at rest, and
-//!   the new key gets [`RegistryError::Full`] with nothing registered. Each
-//!   new key reads a couple of breakers on average when most are at rest,
-//!   whatever the registry's size. A breaker put back by a racing call may
+//!   used since the hand last passed is passed over; one at rest and unheld
+//!   that was not is evicted. A search passes over at most eight used
+//!   breakers; after that any breaker at rest and unheld will do, and a lap
+//!   more without one means none is at rest: the new key gets
+//!   [`RegistryError::Full`] with nothing registered. While breakers at
+//!   rest are common, a new key reads a handful of breakers whatever the
+//!   registry's size. A breaker put back by a racing call may
 //!   take the registry one past capacity per such race; the next new key
 //!   then evicts back down to it.
 //! - A refusal stands for a while: for 16 times as long as the search that
@@ -69,9 +70,8 @@
 //! a sum over the threads that called it) per hold of the mutex and let
 //! other writers in between, so no writer waits for a pass over the whole
 //! registry. A call or `get` that races the eviction of its own breaker
-//! takes the mutex to put it back. The builder's `per_key` and `name_with`
-//! closures run under it and must not call into the registry.
-//! [`with`](Registry::with) and the calls hold the map's epoch guard while
+//! takes the mutex to put it back. A new key's breaker is made before the
+//! mutex is taken. [`with`](Registry::with) and the calls hold the map's epoch guard while
 //! the call runs, which delays the freeing of removed entries (not of live
 //! ones) until the longest call in flight ends; an evicted breaker's memory
 //! is freed when the map next reuses its slot or resizes.
@@ -510,6 +510,12 @@ where
                 };
             }
         }
+        // Made before the writer lock, so that writers do not wait on the
+        // allocations; dropped unused if another caller registers the key
+        // first.
+        let owned = key.to_owned();
+        let breaker = Arc::new(self.make.breaker(&owned).map_err(RegistryError::Config)?);
+        let roster_key = key.to_owned();
         let mut search = Search::new(self.refusal.now());
         loop {
             let mut roster = self.lock();
@@ -524,9 +530,7 @@ where
                     Room::NotYet => continue,
                 }
             }
-            let owned = key.to_owned();
-            let breaker = Arc::new(self.make.breaker(&owned).map_err(RegistryError::Config)?);
-            self.register(&mut roster, owned, key.to_owned(), Arc::clone(&breaker));
+            self.register(&mut roster, owned, roster_key, Arc::clone(&breaker));
             return Ok(breaker);
         }
     }
@@ -875,6 +879,20 @@ mod tests {
         let mut keys: Vec<u32> = registry.health().into_iter().map(|row| row.key).collect();
         keys.sort_unstable();
         assert_eq!(keys, [3, 4]);
+    }
+
+    #[test]
+    fn a_search_passes_over_at_most_eight_used_breakers() {
+        let (clock, _mock) = quanta::Clock::mock();
+        let registry: Registry<u32> = Registry::builder(Config::default()).clock(clock).capacity(12).build().unwrap();
+        for key in 0..12 {
+            registry.call(&key, || Ok::<_, ()>(())).unwrap().unwrap();
+        }
+        // Every breaker was used since made: keys 0 to 7 get their second
+        // chance, key 8 does not.
+        registry.call(&12, || Ok::<_, ()>(())).unwrap().unwrap();
+        assert!(registry.get(&8).is_none());
+        assert_eq!(registry.len(), 12);
     }
 
     #[test]

@@ -51,7 +51,9 @@ impl Refusal {
 
     /// Whether a refusal is still in force.
     pub(crate) fn active(&self) -> bool {
-        self.since_origin(self.clock.now()) < self.until.load(Ordering::Relaxed)
+        let until = self.until.load(Ordering::Relaxed);
+        // Before the first refusal, no clock read.
+        until != 0 && self.since_origin(self.clock.now()) < until
     }
 
     /// Remembers a refusal after a sweep that started at `started` and
