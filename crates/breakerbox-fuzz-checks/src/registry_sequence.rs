@@ -10,14 +10,17 @@
 //! - the roster: registered keys in the order the hand visits them (a new
 //!   key goes last; a key that leaves is replaced by the last), the hand's
 //!   position, and per key the activity (calls and rejections) the hand saw
-//!   when it last passed (0 when made);
+//!   when it last passed (0 when made) and its credit (0 when made);
 //! - a new key at capacity, unless within a millisecond of a refusal (the
 //!   shortest a refusal lasts; searches take no time on the mock clock),
-//!   runs the hand: a breaker used since the hand last passed is passed over
-//!   while the search has second chances to give (a lap's worth, at most
-//!   eight); one at rest is evicted; after a lap more with no eviction the
-//!   key is refused with [`RegistryError::Full`] and the refusal starts.
-//!   Which keys go is predicted exactly;
+//!   runs the hand: it credits the breaker under it for its use since the
+//!   hand last passed (1 for one call or rejection, 2 for more), evicts it
+//!   if it has no credit and is at rest (and unheld), or else takes a
+//!   credit; at the end of a lap without an eviction the breaker at rest
+//!   with the least credit left and, of those, the least use (the first of
+//!   those tied) is evicted; after two such laps the key is refused with
+//!   [`RegistryError::Full`] and the refusal starts. Which keys go is
+//!   predicted exactly;
 //! - `evict_idle` walks the roster from its end, notes for each key when its
 //!   activity last changed (idle from then; a breaker just made is idle from
 //!   when it was made) and evicts those at rest and idle for `idle_after`.
@@ -56,13 +59,6 @@ use breakerbox::{Breaker, Config, Counts, Error, Registry, RegistryError};
 use breakerbox_model::{Model, Outcome as ModelOutcome, Phase, Seen};
 
 use crate::seen;
-
-/// How many recently used breakers the registry's hand passes over, at
-/// most, in one search for room (`SECOND_CHANCES` in
-/// `registry/eviction.rs`). With at most [`KEYS`] breakers here the bound
-/// never binds (a unit test in the registry covers it); it is mirrored so
-/// that the model states the rule.
-const SECOND_CHANCES: usize = 8;
 
 /// How many keys the fuzzer picks from: `0..KEYS`.
 pub const KEYS: u8 = 6;
@@ -358,7 +354,7 @@ struct Run<'r> {
     known: BTreeMap<u8, Known>,
     /// The registered keys in the hand's order, each with the activity the
     /// hand saw when it last passed.
-    roster: Vec<(u8, u64)>,
+    roster: Vec<Hand>,
     /// The next roster slot the hand reads.
     hand: usize,
     /// Breakers made so far.
@@ -368,6 +364,38 @@ struct Run<'r> {
     /// Breakers put back at capacity since the last new key.
     put_back_over: usize,
     summary: Summary,
+}
+
+/// What the roster keeps for one key: the key, the activity the hand saw
+/// when it last passed, and the credit left.
+#[derive(Clone, Copy, Debug)]
+struct Hand {
+    key: u8,
+    seen: u64,
+    credit: u8,
+}
+
+impl Hand {
+    fn new(key: u8) -> Hand {
+        Hand { key, seen: 0, credit: 0 }
+    }
+}
+
+/// The registry's `MAX_CREDIT`: the most passes of the hand a breaker
+/// survives unused.
+const MAX_CREDIT: u8 = 2;
+
+/// The credit `used` calls and rejections earn: 0 for none, then one more
+/// per doubling (1 for 1, 2 for 2 or 3, 3 for 4 to 7, ...), at most
+/// [`MAX_CREDIT`].
+fn credit_for(used: u64) -> u8 {
+    let mut credit = 0;
+    let mut at_least = 1;
+    while credit < MAX_CREDIT && used >= at_least {
+        credit += 1;
+        at_least *= 2;
+    }
+    credit
 }
 
 /// A spanning call in progress.
@@ -562,7 +590,7 @@ impl Run<'_> {
             self.known.insert(key, Known::new(self.made, self.settings, self.now));
             self.made += 1;
             self.summary.made += 1;
-            self.roster.push((key, 0));
+            self.roster.push(Hand::new(key));
         }
     }
 
@@ -570,7 +598,7 @@ impl Run<'_> {
     /// roster, with the hand's note of it afresh.
     fn restore(&mut self, key: u8, known: Known) {
         self.known.insert(key, known);
-        self.roster.push((key, 0));
+        self.roster.push(Hand::new(key));
         if self.settings.capacity.is_some_and(|capacity| self.known.len() > capacity) {
             self.put_back_over += 1;
         }
@@ -590,40 +618,62 @@ impl Run<'_> {
 
     /// Takes `key` out of the roster: the last slot moves into its place.
     fn unroll(&mut self, key: u8) {
-        let slot = self.roster.iter().position(|&(k, _)| k == key).expect("in the roster");
+        let slot = self.roster.iter().position(|hand| hand.key == key).expect("in the roster");
         self.roster.swap_remove(slot);
     }
 
     /// The hand's search for room for a new key at `capacity`: evicts (and
     /// forgets) the breakers it finds, and says whether there is room.
     fn make_room(&mut self, capacity: usize) -> bool {
-        let mut read = 0;
+        let (mut read, mut laps, mut lap_end) = (0, 0, 0);
+        // In the current lap: the key at rest and unheld with the least
+        // credit left (the credit, the key, its breaker's id).
+        let mut least_used: Option<((u8, u64), u8, usize)> = None;
         loop {
             if self.known.len() < capacity {
                 self.put_back_over = 0;
                 return true;
             }
-            let lap = self.roster.len();
-            let chances = lap.min(SECOND_CHANCES);
-            if lap == 0 || read >= chances + lap {
-                return false;
+            if read >= lap_end {
+                if let Some((_, key, id)) = least_used.take() {
+                    let still = self
+                        .known
+                        .get(&key)
+                        .is_some_and(|known| known.id == id && known.at_rest() && !self.is_held(id));
+                    if still {
+                        self.forget(key, true);
+                        self.summary.evicted_for_room += 1;
+                        continue;
+                    }
+                }
+                if laps == 2 || self.roster.is_empty() {
+                    return false;
+                }
+                laps += 1;
+                lap_end = read + self.roster.len();
             }
-            let second_chances = read < chances;
             read += 1;
-            if self.hand >= lap {
+            if self.hand >= self.roster.len() {
                 self.hand = 0;
             }
-            let (key, seen) = self.roster[self.hand];
+            let Hand { key, seen, credit } = self.roster[self.hand];
             let known = &self.known[&key];
             let activity = known.activity();
+            let used = activity - seen;
+            let credit = (credit + credit_for(used)).min(MAX_CREDIT);
             let evictable = known.at_rest() && !self.is_held(known.id);
-            self.roster[self.hand].1 = activity;
-            if !(activity != seen && second_chances) && evictable {
-                self.forget(key, true);
-                self.summary.evicted_for_room += 1;
-            } else {
-                self.hand += 1;
+            let id = known.id;
+            self.roster[self.hand] = Hand { key, seen: activity, credit: credit.saturating_sub(1) };
+            if credit == 0 {
+                if evictable {
+                    self.forget(key, true);
+                    self.summary.evicted_for_room += 1;
+                    continue;
+                }
+            } else if evictable && least_used.is_none_or(|(least, _, _)| (credit - 1, used) < least) {
+                least_used = Some(((credit - 1, used), key, id));
             }
+            self.hand += 1;
         }
     }
 
@@ -634,7 +684,7 @@ impl Run<'_> {
         let now = self.now;
         let mut evicted = Vec::new();
         for slot in (0..self.roster.len()).rev() {
-            let key = self.roster[slot].0;
+            let key = self.roster[slot].key;
             let id = self.known[&key].id;
             let held = self.is_held(id);
             let known = self.known.get_mut(&key).expect("registered");

@@ -3,25 +3,32 @@
 //!
 //! # The hand
 //!
-//! At capacity, a new key needs one breaker evicted. The hand is CLOCK
-//! (second chance) over the roster: it reads the breaker under it; a
-//! breaker whose calls and rejections changed since the hand last passed
-//! was used meanwhile and is passed over (the change noted in the roster,
-//! not in the breaker: a call writes nothing for it); a breaker at rest,
-//! unheld and unused since the hand last passed is evicted, and the new key
-//! takes its place.
+//! At capacity, a new key needs one breaker evicted. The hand is CLOCK with
+//! credits (GCLOCK) over the roster: it reads the breaker under it, and
+//! credits it for the calls and rejections made since the hand last passed
+//! (one credit for one call, two for two or more, at most [`MAX_CREDIT`];
+//! the change is noted in the roster, not in the breaker: a call writes
+//! nothing for it). A breaker with no credit, at rest and unheld is evicted
+//! and the new key takes its place; one with credit is passed over and
+//! spends one. So a breaker used once survives one pass unused (CLOCK's
+//! second chance), and a busier one two: a burst of new keys, during which
+//! callers wait for the writer lock and call nothing, takes two laps of
+//! the hand before it reaches a busy breaker. More credit keeps keys whose
+//! use has stopped for more laps, which costs keys still in use their
+//! place (the soak's figures for 2, 4 and 8 are in `BENCHMARKS.md`). Every credit spent was
+//! earned by a call, so the hand's reads are at most the evictions plus the
+//! calls: O(1) per call, amortised.
 //!
-//! A search gives at most [`SECOND_CHANCES`] second chances (fewer in a
-//! smaller registry: one lap's worth): after that, any breaker at rest and
-//! unheld will do. So a new key at capacity reads a bounded number of
-//! breakers while one at rest is near the hand, however large the registry
-//! and however busy its breakers: where every breaker is used between two
-//! passes of the hand (a working set larger than the capacity), plain CLOCK
-//! would read a whole lap per eviction. A lap with second chances off and
-//! no eviction means no breaker is at rest: the new key is refused with
-//! `Full`, and the refusal stands for a while (`Refusal`). The hand holds
-//! the writer lock for at most [`STRETCH`] breakers at a time and lets other
-//! writers in between, so no writer waits for a lap of a large registry.
+//! A lap of the roster without an eviction (every breaker at rest still had
+//! credit, as when the registry first fills) does not go round again: at
+//! its end it evicts the breaker at rest and unheld with the least credit
+//! left and, of those, the least use since the hand's previous pass (the
+//! first of those tied), if it still is at rest and unheld. A
+//! second lap does the same; two laps without an eviction mean no breaker
+//! was found at rest and unheld: the new key is refused with `Full`, and
+//! the refusal stands for a while (`Refusal`). The hand holds the writer
+//! lock for at most [`STRETCH`] breakers at a time and lets other writers
+//! in between, so no writer waits for a lap of a large registry.
 //!
 //! Only the idle sweep ([`Registry::evict_idle`]) writes the idle
 //! bookkeeping of [`Rest`](super::Rest); the hand keeps its own in the
@@ -29,7 +36,7 @@
 //! last used.
 
 use core::hash::{BuildHasher, Hash};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use breakerbox_core::quanta;
 
@@ -40,9 +47,18 @@ use crate::Breaker;
 /// writer lock.
 pub(super) const STRETCH: usize = 64;
 
-/// How many recently used breakers one search passes over, at most, before
-/// it takes any breaker at rest.
-pub(super) const SECOND_CHANCES: usize = 8;
+/// The most credit a breaker holds: passes of the hand it survives unused.
+pub(super) const MAX_CREDIT: u8 = 2;
+
+/// The credit earned by `used` calls and rejections since the hand last
+/// passed: 0 for none, then one more per doubling (1 for 1, 2 for 2 or 3,
+/// 3 for 4 to 7, ...), at most [`MAX_CREDIT`].
+fn credit_for(used: u64) -> u8 {
+    match used {
+        0 => 0,
+        used => u8::try_from(used.ilog2() + 1).unwrap_or(MAX_CREDIT).min(MAX_CREDIT),
+    }
+}
 
 /// Every registered breaker, with its key, in the order the hand visits
 /// them; owned by the writer lock. A breaker is in the roster exactly when
@@ -58,6 +74,8 @@ struct Slot<K> {
     entry: Entry,
     /// The breaker's calls and rejections when the hand last passed.
     seen: u64,
+    /// Passes of the hand it survives unused.
+    credit: u8,
 }
 
 impl<K> Default for Roster<K> {
@@ -70,7 +88,7 @@ impl<K> Roster<K> {
     /// Adds a breaker just registered under `key`.
     pub(super) fn push(&mut self, key: K, entry: Entry) {
         entry.0.rest().move_to(self.slots.len());
-        self.slots.push(Slot { key, entry, seen: 0 });
+        self.slots.push(Slot { key, entry, seen: 0, credit: 0 });
     }
 
     /// Removes `breaker`, unregistered from the map.
@@ -92,12 +110,20 @@ impl<K> Roster<K> {
 /// writer lock.
 pub(super) struct Search {
     started: quanta::Instant,
+    /// Breakers read so far.
     read: usize,
+    /// Laps begun.
+    laps: u8,
+    /// The value of `read` at which the current lap ends.
+    lap_end: usize,
+    /// In the current lap: the breaker at rest and unheld with the least
+    /// credit left and, of those, the least use, with those two.
+    least_used: Option<((u8, u64), Weak<Breaker>)>,
 }
 
 impl Search {
     pub(super) fn new(started: quanta::Instant) -> Search {
-        Search { started, read: 0 }
+        Search { started, read: 0, laps: 0, lap_end: 0, least_used: None }
     }
 
     /// How many breakers the search has read.
@@ -134,37 +160,68 @@ where
             return Room::Full;
         }
         for _ in 0..STRETCH {
-            let lap = roster.len();
-            let chances = lap.min(SECOND_CHANCES);
-            if lap == 0 || search.read >= chances + lap {
-                self.refusal.remember(search.started);
-                return Room::Full;
+            if search.read >= search.lap_end {
+                if let Some((_, least_used)) = search.least_used.take() {
+                    if self.evict_least_used(roster, &least_used) && self.len() < capacity {
+                        return Room::Made;
+                    }
+                }
+                if search.laps == 2 || roster.len() == 0 {
+                    self.refusal.remember(search.started);
+                    return Room::Full;
+                }
+                search.laps += 1;
+                search.lap_end = search.read + roster.len();
             }
-            let second_chances = search.read < chances;
             search.read += 1;
-            if roster.hand >= lap {
+            if roster.hand >= roster.len() {
                 roster.hand = 0;
             }
-            if self.read_under_hand(roster, second_chances) && self.len() < capacity {
+            if self.read_under_hand(roster, &mut search.least_used) && self.len() < capacity {
                 return Room::Made;
             }
         }
         Room::NotYet
     }
 
-    /// Reads the breaker under the hand, and evicts it if it is at rest,
-    /// unheld and (with `second_chances`) unused since the hand last
-    /// passed; the hand moves on unless the slot now holds another breaker.
-    fn read_under_hand(&self, roster: &mut Roster<K>, second_chances: bool) -> bool {
+    /// Reads the breaker under the hand and credits its use; evicts it if
+    /// it has no credit, is at rest and unheld, or else spends a credit; one
+    /// at rest and unheld may become the search's `least_used`. The hand
+    /// moves on unless the slot now holds another breaker.
+    fn read_under_hand(&self, roster: &mut Roster<K>, least_used: &mut Option<((u8, u64), Weak<Breaker>)>) -> bool {
         let slot = &mut roster.slots[roster.hand];
         let activity = slot.entry.0.activity();
-        let used = activity != slot.seen;
+        let used = activity.wrapping_sub(slot.seen);
+        slot.credit = slot.credit.saturating_add(credit_for(used)).min(MAX_CREDIT);
         slot.seen = activity;
-        if !(used && second_chances) && self.evict(roster, roster.hand, activity) {
-            return true;
+        if slot.credit == 0 {
+            if self.evict(roster, roster.hand, activity) {
+                return true;
+            }
+        } else {
+            slot.credit -= 1;
+            let (rank, breaker) = ((slot.credit, used), &slot.entry.0);
+            if least_used.as_ref().is_none_or(|&(least, _)| rank < least)
+                && breaker.at_rest(breaker.now())
+                && !breaker.rest().held_outside(Arc::strong_count(breaker))
+            {
+                *least_used = Some((rank, Arc::downgrade(breaker)));
+            }
         }
         roster.hand += 1;
         false
+    }
+
+    /// Evicts the lap's breaker with the least credit, if it is still
+    /// registered, at rest and unheld (used since or not).
+    fn evict_least_used(&self, roster: &mut Roster<K>, least_used: &Weak<Breaker>) -> bool {
+        let Some(breaker) = least_used.upgrade() else { return false };
+        let slot = breaker.rest().slot();
+        let registered = roster.slots.get(slot).is_some_and(|held| Arc::ptr_eq(&held.entry.0, &breaker));
+        let activity = breaker.activity();
+        // The eviction counts the breaker's holders: this one goes first.
+        drop(breaker);
+        registered && self.evict(roster, slot, activity)
     }
 
     /// Evicts every breaker at rest idle for `idle_after` ms, holding the
@@ -213,5 +270,16 @@ where
         }
         rest.clear();
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credit_grows_by_one_per_doubling_of_use() {
+        let credits: Vec<u8> = [0, 1, 2, 3, 4, 7, 8, 255, 256, u64::MAX].into_iter().map(credit_for).collect();
+        assert_eq!(credits, [0, 1, 2, 2, 2, 2, 2, 2, 2, 2]);
     }
 }

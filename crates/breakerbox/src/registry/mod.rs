@@ -882,17 +882,20 @@ mod tests {
     }
 
     #[test]
-    fn a_search_passes_over_at_most_eight_used_breakers() {
+    fn a_lap_of_used_breakers_evicts_the_least_used() {
         let (clock, _mock) = quanta::Clock::mock();
-        let registry: Registry<u32> = Registry::builder(Config::default()).clock(clock).capacity(12).build().unwrap();
-        for key in 0..12 {
-            registry.call(&key, || Ok::<_, ()>(())).unwrap().unwrap();
+        let registry: Registry<u32> = Registry::builder(Config::default()).clock(clock).capacity(4).build().unwrap();
+        for (key, calls) in [(0, 4), (1, 1), (2, 8), (3, 2)] {
+            for _ in 0..calls {
+                registry.call(&key, || Ok::<_, ()>(())).unwrap().unwrap();
+            }
         }
-        // Every breaker was used since made: keys 0 to 7 get their second
-        // chance, key 8 does not.
-        registry.call(&12, || Ok::<_, ()>(())).unwrap().unwrap();
-        assert!(registry.get(&8).is_none());
-        assert_eq!(registry.len(), 12);
+        // All used since made, so all have credit: not the first under the
+        // hand (key 0) but the one with the least (key 1, used once) goes.
+        registry.call(&4, || Ok::<_, ()>(())).unwrap().unwrap();
+        let mut keys: Vec<u32> = registry.health().into_iter().map(|row| row.key).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, [0, 2, 3, 4]);
     }
 
     #[test]
