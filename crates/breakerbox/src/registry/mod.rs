@@ -37,15 +37,15 @@
 //! - [`RegistryBuilder::capacity`]: a new key at capacity evicts one
 //!   breaker at rest, found by a hand that goes round the registered
 //!   breakers (CLOCK, an approximation of least recently used): a breaker
-//!   used since the hand last passed is passed over; one at rest and unheld
-//!   that was not is evicted. A search passes over at most eight used
-//!   breakers; after that any breaker at rest and unheld will do, and a lap
-//!   more without one means none is at rest: the new key gets
-//!   [`RegistryError::Full`] with nothing registered. While breakers at
-//!   rest are common, a new key reads a handful of breakers whatever the
-//!   registry's size. A breaker put back by a racing call may
-//!   take the registry one past capacity per such race; the next new key
-//!   then evicts back down to it.
+//!   used since the hand last passed is passed over, once if it was called
+//!   once, twice if more; one at rest and unheld that was not is evicted. A
+//!   lap without such a breaker evicts the one at rest and unheld used
+//!   least; two laps without any mean none is at rest: the new key gets
+//!   [`RegistryError::Full`] with nothing registered. The hand's reads are
+//!   bounded by the evictions plus the calls made, so a new key costs O(1)
+//!   amortised whatever the registry's size. A breaker put back by a racing
+//!   call may take the registry one past capacity per such race; the next
+//!   new key then evicts back down to it.
 //! - A refusal stands for a while: for 16 times as long as the search that
 //!   found nothing at rest took, and at least a millisecond, on the
 //!   registry's clock ([`RegistryBuilder::clock`]), a new key at capacity is
