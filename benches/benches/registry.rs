@@ -10,16 +10,23 @@
 //! Every map holds the same 10,000 `Arc<Breaker>`s under `String` keys and is
 //! looked up by `&str`; each thread walks the keys in its own scrambled
 //! order, so lookups spread over the whole map as a proxy's hosts would.
+//! `registry_hashers` times the registry's lookup plus a healthy call with
+//! each hasher it could default to, on `String` and `u64` keys.
 //! `registry_at_capacity` times a new key refused by a full registry of
-//! open breakers.
+//! open breakers; `registry_rotation` a working set larger than the
+//! capacity, where nearly every call registers a key and evicts another.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use std::hash::BuildHasher;
+
+use breakerbox::registry::KeyHasher;
 use breakerbox::{Breaker, Config, Registry};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 
 const KEYS: usize = 10_000;
 
@@ -145,6 +152,61 @@ fn maps(c: &mut Criterion) {
     }
 }
 
+/// The registry's lookup plus a healthy call with each hasher, in a
+/// registry of 10,000 keys: one hot `String` key called by every thread
+/// (the cost of the lookup itself), and every key in scrambled order
+/// (mostly cache misses), `String` keys looked up by `&str` and `u64` keys.
+fn hashers(c: &mut Criterion) {
+    /// Each registry lives only for its own rows, so that the breakers of
+    /// the others do not crowd the threads' counter slots.
+    fn rows<S: BuildHasher + Sync>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, make: impl Fn() -> S) {
+        let names = keys();
+        let by_name: Registry<String, S> =
+            Registry::builder(Config::default()).hasher(make()).build().expect("a valid config");
+        for name in &names {
+            drop(by_name.get_or_insert(name.as_str()).expect("no capacity"));
+        }
+        let hot = names[4_321].as_str();
+        for threads in [1, threads()] {
+            group.bench_function(format!("{name}_string_hot_key_{threads}_threads"), |b| {
+                b.iter_custom(|iters| {
+                    per_thread_over(1, threads, iters, |_| {
+                        assert!(matches!(by_name.call(hot, || Ok::<u64, u64>(black_box(1))), Ok(Ok(1))));
+                    })
+                })
+            });
+            group.bench_function(format!("{name}_string_keys_{threads}_threads"), |b| {
+                b.iter_custom(|iters| {
+                    per_thread_over(KEYS, threads, iters, |i| {
+                        assert!(matches!(by_name.call(names[i].as_str(), || Ok::<u64, u64>(black_box(1))), Ok(Ok(1))));
+                    })
+                })
+            });
+        }
+        drop(by_name);
+        let by_id: Registry<u64, S> =
+            Registry::builder(Config::default()).hasher(make()).build().expect("a valid config");
+        for id in 0..KEYS as u64 {
+            drop(by_id.get_or_insert(&id).expect("no capacity"));
+        }
+        for threads in [1, threads()] {
+            group.bench_function(format!("{name}_u64_keys_{threads}_threads"), |b| {
+                b.iter_custom(|iters| {
+                    per_thread_over(KEYS, threads, iters, |i| {
+                        assert!(matches!(by_id.call(&(i as u64), || Ok::<u64, u64>(black_box(1))), Ok(Ok(1))));
+                    })
+                })
+            });
+        }
+    }
+    let mut group = c.benchmark_group("registry_hashers");
+    rows(&mut group, "key_hasher_foldhash", KeyHasher::new);
+    rows(&mut group, "siphash_std", std::hash::RandomState::new);
+    rows(&mut group, "ahash", ahash::RandomState::new);
+    rows(&mut group, "rustc_hash_fx", || rustc_hash::FxBuildHasher);
+    group.finish();
+}
+
 /// A new key refused at capacity while every registered breaker is open (an
 /// outage of every upstream): what each refused caller pays, the sweeps
 /// that find nothing to evict included.
@@ -164,6 +226,41 @@ fn at_capacity(c: &mut Criterion) {
     group.finish();
 }
 
+/// Calls over a working set of `keys` keys through a registry of capacity
+/// `capacity` (none: unbounded), on `threads` threads: with more keys than
+/// room, nearly every call evicts a breaker at rest and makes one.
+fn rotation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("registry_rotation");
+    group.sample_size(10);
+    let names = keys();
+    let rows: [(Option<usize>, usize, usize); 6] = [
+        (None, 100, 2),
+        (Some(50), 51, 2),
+        (Some(50), 100, 2),
+        (Some(3_200), 6_400, 2),
+        (Some(50), 100, 32),
+        (Some(3_200), 6_400, 32),
+    ];
+    for (capacity, keys, threads) in rows {
+        let builder = Registry::builder(Config::default());
+        let builder = match capacity {
+            Some(capacity) => builder.capacity(capacity),
+            None => builder,
+        };
+        let registry: Registry<String> = builder.build().expect("a valid config");
+        let room = capacity.map_or_else(|| "unbounded".to_owned(), |c| format!("capacity_{c}"));
+        group.bench_function(format!("{room}_{keys}_keys_{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                per_thread_over(keys, threads, iters, |key| {
+                    let called = registry.call(names[key].as_str(), || Ok::<u64, u64>(black_box(1)));
+                    assert!(matches!(called, Ok(Ok(1))));
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -175,6 +272,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = maps, at_capacity
+    targets = maps, hashers, at_capacity, rotation
 }
 criterion_main!(benches);
