@@ -898,6 +898,92 @@ mod tests {
         assert_eq!(keys, [0, 2, 3, 4]);
     }
 
+    /// Takes `key`'s breaker out as an eviction does, and returns it.
+    fn evict_key(registry: &Registry<u32>, key: u32) -> Arc<Breaker> {
+        let breaker = registry.get(&key).unwrap();
+        let mut roster = registry.lock();
+        breaker.rest().mark_evicting();
+        assert!(registry.unregister(&mut roster, &key, &breaker));
+        breaker
+    }
+
+    fn keys(registry: &Registry<u32>) -> Vec<u32> {
+        let mut keys: Vec<u32> = registry.health().into_iter().map(|row| row.key).collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    fn call(registry: &Registry<u32>, key: u32, times: usize) {
+        for _ in 0..times {
+            registry.call(&key, || Ok::<_, ()>(())).unwrap().unwrap();
+        }
+    }
+
+    #[test]
+    fn the_least_used_breaker_is_the_one_with_least_credit_then_least_use() {
+        let (clock, _mock) = quanta::Clock::mock();
+        let registry: Registry<u32> = Registry::builder(Config::default()).clock(clock).capacity(3).build().unwrap();
+        for (key, times) in [(1, 1), (2, 2), (3, 1)] {
+            call(&registry, key, times);
+        }
+        call(&registry, 4, 1); // the lap's least used: key 1; key 3 moves into its slot
+        assert_eq!(keys(&registry), [2, 3, 4]);
+        call(&registry, 3, 1);
+        // Key 3 (first in the roster) earned a credit and spends it; key 2,
+        // unused, spends its last one: of the two at no credit, key 2 was
+        // used less. A second lap would have taken key 3.
+        call(&registry, 5, 1);
+        assert_eq!(keys(&registry), [3, 4, 5]);
+    }
+
+    #[test]
+    fn a_held_breaker_is_never_the_least_used() {
+        let (clock, _mock) = quanta::Clock::mock();
+        let registry: Registry<u32> = Registry::builder(Config::default()).clock(clock).capacity(3).build().unwrap();
+        for (key, times) in [(1, 1), (2, 5), (3, 5)] {
+            call(&registry, key, times);
+        }
+        let held = registry.get(&1).unwrap();
+        call(&registry, 4, 1);
+        assert_eq!(keys(&registry), [1, 3, 4]);
+        drop(held);
+    }
+
+    #[test]
+    fn a_new_key_over_capacity_evicts_back_below_it() {
+        let (clock, _mock) = quanta::Clock::mock();
+        let registry: Registry<u32> = Registry::builder(Config::default()).clock(clock).capacity(2).build().unwrap();
+        call(&registry, 1, 1);
+        call(&registry, 2, 1);
+        call(&registry, 3, 1); // the lap's least used, key 1, goes; key 2 is noted
+        // Key 3's breaker evicted mid-call, a fresh key 4, then the call
+        // fails: key 3 comes back, one past the capacity.
+        let evicted = evict_key(&registry, 3);
+        call(&registry, 4, 1);
+        assert!(evicted.call(|| Err::<(), _>(())).is_err());
+        let _ = registry.put_back(&3, &evicted);
+        assert_eq!(registry.len(), 3);
+        // Key 2, unused since noted, goes first and leaves the registry at
+        // capacity; key 4, the lap's least used, second; key 3 counts a
+        // failure and stays.
+        call(&registry, 5, 1);
+        assert_eq!(keys(&registry), [3, 5]);
+        // Again from a lap of breakers all used since made: the lap-end
+        // eviction (key 1) leaves it at capacity, and the second lap takes
+        // key 3.
+        let (clock, _mock) = quanta::Clock::mock();
+        let registry: Registry<u32> = Registry::builder(Config::default()).clock(clock).capacity(2).build().unwrap();
+        call(&registry, 1, 1);
+        call(&registry, 2, 1);
+        let evicted = evict_key(&registry, 2);
+        call(&registry, 3, 1);
+        assert!(evicted.call(|| Err::<(), _>(())).is_err());
+        let _ = registry.put_back(&2, &evicted);
+        assert_eq!(registry.len(), 3);
+        call(&registry, 4, 1);
+        assert_eq!(keys(&registry), [2, 4]);
+    }
+
     #[test]
     fn the_hand_refuses_only_when_nothing_is_at_rest() {
         let (clock, mock) = quanta::Clock::mock();
